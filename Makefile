@@ -1,0 +1,47 @@
+# ParrotLM. `make help` lists the targets. ARGS passes Hydra overrides: make train ARGS="optim.lr=1e-3"
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test lint format tensorboard clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+# Reinstalled only when pyproject.toml changes (or the venv is missing).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+		| { grep -v "^WARNING: Location" || true; }
+	@$(PY) -c "import torch, lightning, hydra, tiktoken, tokenizers" || { echo "install failed"; exit 1; }
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install ParrotLM with dev tools (idempotent)
+
+train: $(STAMP) ## train the tiny default model on the embedded stories (offline, CPU-friendly)
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+tensorboard: $(STAMP) ## serve TensorBoard over every run and sweep in outputs/
+	$(VENV)/bin/tensorboard --logdir outputs
+
+clean: ## remove runs, sweeps and caches (keeps prepared data and the venv)
+	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean ## also remove prepared data and the venv
+	rm -rf data $(VENV)

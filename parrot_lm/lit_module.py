@@ -1,0 +1,93 @@
+"""LitLM: the LightningModule around the plain-torch GPT: steps, metrics, optimizers."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import SumMetric
+
+from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.optim import build_optimizer, build_scheduler
+
+
+class LitLM(L.LightningModule):
+    """Hyperparameters are plain dicts so checkpoints load with `weights_only=True`."""
+
+    def __init__(self, model: dict[str, Any], optim: dict[str, Any], total_steps: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = GPT(GPTConfig(**model))
+        self.optim_cfg = optim
+        self.total_steps = total_steps
+        self.tokens_seen = 0  # training tokens consumed, saved in checkpoints
+        self.val_nll = SumMetric()  # float32 sums: no full-softmax perplexity metric needed
+        self.val_tokens = SumMetric()
+        self._last_log_time: float | None = None
+        self._tokens_since_log = 0
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        logits = self.model(x)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction=reduction)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        loss = self._loss(x, y)
+        self.tokens_seen += x.numel() * self.trainer.world_size
+        self._tokens_since_log += x.numel() * self.trainer.world_size
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/tokens", float(self.tokens_seen))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            now = time.perf_counter()
+            if self._last_log_time is not None:
+                rate = self._tokens_since_log / max(now - self._last_log_time, 1e-9)
+                self.log("train/tokens_per_sec", rate, prog_bar=True)
+            self._last_log_time, self._tokens_since_log = now, 0
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} at step {self.global_step}; "
+                "lower optim.lr or check the data."
+            )
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Called once per optimizer step after accumulation, before any clipping.
+        clip = self.optim_cfg.get("grad_clip")
+        max_norm = float(clip) if clip else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
+        self.log("train/grad_norm", norm)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        nll = self._loss(x, y, reduction="sum")
+        self.val_nll.update(nll)
+        self.val_tokens.update(torch.tensor(float(y.numel()), device=nll.device))
+
+    def on_validation_epoch_end(self) -> None:
+        mean_nll = self.val_nll.compute() / self.val_tokens.compute()
+        self.log("val/loss", mean_nll, prog_bar=True, sync_dist=False)
+        self.log("val/ppl", torch.exp(mean_nll))
+        self.val_nll.reset()
+        self.val_tokens.reset()
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.model, self.optim_cfg)
+        scheduler = build_scheduler(optimizer, self.optim_cfg, self.total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokens_seen"] = self.tokens_seen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokens_seen = int(checkpoint.get("tokens_seen", 0))

@@ -1,0 +1,51 @@
+"""Shared fixtures: tests build their own tiny data under tmp_path and never use the network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+# A model small enough that a CPU fit takes seconds.
+TINY_MODEL = [
+    "model.d_model=32",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.d_ff=64",
+    "model.context_length=32",
+]
+# A small stories corpus: a few hundred documents and a 300-token BPE.
+TINY_DATA = [
+    "data.source.num_documents=300",
+    "data.tokenizer.vocab_size=300",
+    "data.batch_size=8",
+]
+
+
+def compose_train(tmp_path: Path, overrides: list[str] = ()) -> DictConfig:
+    """Compose conf/train.yaml as `python train.py` would, with outputs redirected to tmp_path."""
+    paths = [f"paths.output_dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=paths + list(overrides))
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return TINY_MODEL + TINY_DATA + ["logger=none", "trainer.enable_progress_bar=false"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 300):
+    """Run an entry point as a user would, in a subprocess, and return the completed process."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.model.rope import apply_rope, rope_cache
+
+
+def small_cfg(**kw) -> GPTConfig:
+    base = dict(vocab_size=97, context_length=16, d_model=32, n_layers=2, n_heads=4, d_ff=48)
+    return GPTConfig(**{**base, **kw})
+
+
+def test_output_shape():
+    model = GPT(small_cfg())
+    idx = torch.randint(0, 97, (3, 11))
+    assert model(idx).shape == (3, 11, 97)
+
+
+def test_deep_narrow_has_exactly_35_763_840_parameters():
+    cfg = GPTConfig(
+        vocab_size=50257, context_length=1024, d_model=320, n_layers=16, n_heads=8, d_ff=854
+    )
+    with torch.device("meta"):
+        model = GPT(cfg)
+    assert model.num_params() == 35_763_840
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
+def test_causality(n_kv_heads):
+    torch.manual_seed(0)
+    model = GPT(small_cfg(n_kv_heads=n_kv_heads)).eval()
+    idx = torch.randint(0, 97, (2, 16))
+    changed = idx.clone()
+    changed[:, 10:] = torch.randint(0, 97, (2, 6))
+    a, b = model(idx), model(changed)
+    torch.testing.assert_close(a[:, :10], b[:, :10])
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_gqa_has_fewer_kv_parameters():
+    full, grouped = GPT(small_cfg()), GPT(small_cfg(n_kv_heads=1))
+    assert grouped.blocks[0].attn.qkv.weight.shape[0] == 32 + 2 * 8
+    assert full.num_params() > grouped.num_params()
+
+
+def naive_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    """Rotate each pair (i, i + d/2) by angle pos * theta^(-2i/d), one position at a time."""
+    B, H, T, D = x.shape
+    out = torch.empty_like(x)
+    for pos in range(T):
+        for i in range(D // 2):
+            angle = pos * theta ** (-2 * i / D)
+            c, s = math.cos(angle), math.sin(angle)
+            a, b = x[..., pos, i], x[..., pos, i + D // 2]
+            out[..., pos, i] = a * c - b * s
+            out[..., pos, i + D // 2] = a * s + b * c
+    return out
+
+
+def test_rope_matches_naive_reference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64)
+    cos, sin = rope_cache(7, 8)
+    torch.testing.assert_close(apply_rope(x, cos.double(), sin.double()), naive_rope(x))
+
+
+def test_rope_is_relative():
+    """q.k after RoPE depends only on the distance between positions."""
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    cos, sin = rope_cache(32, 8)
+
+    def score(i: int, j: int) -> float:
+        qi = apply_rope(q, cos[i : i + 1], sin[i : i + 1])
+        kj = apply_rope(k, cos[j : j + 1], sin[j : j + 1])
+        return float((qi * kj).sum())
+
+    assert score(5, 3) == pytest.approx(score(20, 18), abs=1e-5)
+    assert score(5, 3) != pytest.approx(score(5, 0), abs=1e-3)
+
+
+def test_loss_at_init_is_close_to_ln_vocab():
+    torch.manual_seed(0)
+    vocab = 1000
+    model = GPT(small_cfg(vocab_size=vocab, d_model=64, n_heads=4))
+    idx, targets = torch.randint(0, vocab, (2, 8, 16))
+    loss = F.cross_entropy(model(idx).flatten(0, 1), targets.flatten())
+    assert abs(loss.item() - math.log(vocab)) < 0.1
+
+
+def test_weights_are_tied_and_untied_on_request():
+    tied = GPT(small_cfg())
+    assert tied.lm_head.weight is tied.tok_emb.weight
+    assert "lm_head.weight" not in dict(tied.named_parameters())
+    untied = GPT(small_cfg(tie_embeddings=False))
+    assert untied.lm_head.weight is not untied.tok_emb.weight
+    assert untied.num_params() == tied.num_params() + 97 * 32
+
+
+def test_no_biases_and_depth_scaled_residual_init():
+    torch.manual_seed(0)
+    model = GPT(small_cfg(d_model=256, n_heads=4, d_ff=512, n_layers=8))
+    assert not any(name.endswith("bias") for name, _ in model.named_parameters())
+    qkv_std = model.blocks[0].attn.qkv.weight.std().item()
+    proj_std = model.blocks[0].attn.proj.weight.std().item()
+    assert qkv_std == pytest.approx(0.02, rel=0.05)
+    assert proj_std == pytest.approx(0.02 / math.sqrt(16), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        (dict(d_model=30, n_heads=4), "must divide"),
+        (dict(n_kv_heads=3), "n_kv_heads"),
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(d_model=24, n_heads=8), "even head dimension"),
+        (dict(dropout=1.5), "dropout"),
+    ],
+)
+def test_config_rejects_bad_values(kw, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        small_cfg(**kw)
+
+
+def test_sequence_longer_than_context_is_refused():
+    with pytest.raises(ValueError, match="exceeds the model's context length"):
+        GPT(small_cfg())(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_greedy_generate_is_deterministic_and_extends():
+    model = GPT(small_cfg()).eval()
+    idx = torch.randint(0, 97, (2, 5))
+    a = model.generate(idx, 8, temperature=0)
+    b = model.generate(idx, 8, temperature=0)
+    assert a.shape == (2, 13) and torch.equal(a, b) and torch.equal(a[:, :5], idx)

@@ -1,0 +1,84 @@
+"""End-to-end: the composed config trains, logs, checkpoints, samples; sweeps land in one dir."""
+
+import math
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from parrot_lm.train import run
+from tests.conftest import TINY_DATA, TINY_MODEL, compose_train, run_cli
+
+
+def test_tiny_fit_loss_falls_and_artifacts_exist(tmp_path):
+    cfg = compose_train(
+        tmp_path,
+        TINY_MODEL
+        + TINY_DATA
+        + [
+            "trainer.max_steps=60",
+            "trainer.val_check_interval=30",
+            "trainer.limit_val_batches=4",
+            "trainer.log_every_n_steps=5",
+            "trainer.enable_progress_bar=false",
+            "optim.warmup_steps=5",
+            "callbacks.model_checkpoint.every_n_train_steps=30",
+            "sample.max_new_tokens=8",
+        ],
+    )
+    val_loss = run(cfg)
+    meta_vocab = 300
+    assert val_loss is not None and val_loss < 0.75 * math.log(meta_vocab)
+
+    run_dir = tmp_path / "run"
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["global_step"] == 60
+    assert ckpt["hyper_parameters"]["model"]["d_model"] == 32
+    assert ckpt["tokens_seen"] == 60 * 8 * 32
+    assert "model.tok_emb.weight" in ckpt["state_dict"]
+    assert (run_dir / "checkpoints" / "step0000030.ckpt").is_file()
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    expected = {
+        "train/loss",
+        "train/lr",
+        "train/grad_norm",
+        "train/tokens",
+        "train/tokens_per_sec",
+        "val/loss",
+        "val/ppl",
+    }
+    assert expected <= scalars, expected - scalars
+    val = [e.value for e in events.Scalars("val/loss")]
+    assert len(val) == 2 and val[1] < val[0]
+    ppl = events.Scalars("val/ppl")[-1].value
+    assert math.isclose(ppl, math.exp(val[-1]), rel_tol=1e-4)
+    assert any(t.startswith("samples") for t in events.Tags()["tensors"])
+
+
+def test_multirun_puts_jobs_in_one_dir(tmp_path):
+    args = [
+        "train.py",
+        "-m",
+        "optim.lr=1e-3,3e-4",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "trainer.limit_val_batches=1",
+        "sample.max_new_tokens=4",
+        f"paths.root_dir={tmp_path}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        *TINY_MODEL,
+        *TINY_DATA,
+    ]
+    from tests.conftest import ROOT
+
+    proc = run_cli(args, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sweeps = list((tmp_path / "outputs" / "multiruns").glob("*/*"))
+    assert len(sweeps) == 1
+    jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job, lr in zip(jobs, ("0.001", "0.0003"), strict=True):
+        assert (sweeps[0] / job / "checkpoints" / "last.ckpt").is_file()
+        assert f"optim.lr={lr}" in (sweeps[0] / job / ".hydra" / "overrides.yaml").read_text()

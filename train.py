@@ -1,0 +1,17 @@
+"""Train a ParrotLM model: `python train.py model=deep_narrow trainer.precision=bf16-mixed`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from parrot_lm.cli import exit_on_user_error
+from parrot_lm.train import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
