@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -13,6 +14,8 @@ from torchmetrics import SumMetric
 
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
 
 
 class LitLM(L.LightningModule):
@@ -75,6 +78,14 @@ class LitLM(L.LightningModule):
         mean_nll = self.val_nll.compute() / self.val_tokens.compute()
         self.log("val/loss", mean_nll, prog_bar=True, sync_dist=False)
         self.log("val/ppl", torch.exp(mean_nll))
+        if not self.trainer.sanity_checking:
+            log.info(
+                "step %d: val/loss %.4f, val/ppl %.2f, %s tokens seen",
+                self.global_step,
+                float(mean_nll),
+                math.exp(float(mean_nll)),
+                f"{self.tokens_seen:,}",
+            )
         self.val_nll.reset()
         self.val_tokens.reset()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def run(cfg: DictConfig) -> float | None:
     """Train as configured; returns the final val loss (the metric sweeps optimise)."""
+    # Lightning 2.6 on torch 2.13 warns about its own internals on every run; not actionable.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     cfg = validate_config(cfg)
     if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
         raise ConfigError(
