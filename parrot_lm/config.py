@@ -13,6 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from parrot_lm.errors import ConfigError
+from parrot_lm.resume import default_run_dir
+
+if not OmegaConf.has_resolver("parrot_run_dir"):
+    OmegaConf.register_new_resolver("parrot_run_dir", default_run_dir)
 
 
 @dataclass
@@ -42,6 +46,7 @@ class OptimSchema:
     warmup_steps: int = 2000
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
+    schedule_steps: int | None = None  # None = trainer.max_steps at the start of the run
 
 
 @dataclass
@@ -82,6 +87,7 @@ class TrainerSchema:
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
     fast_dev_run: Any = False
+    use_distributed_sampler: bool = False
 
 
 @dataclass
@@ -96,7 +102,12 @@ class SampleSchema:
 class TrainSchema:
     task_name: str = "train"
     seed: int = 1337
+    resume: str | None = None
     ckpt_path: str | None = None
+    val_every_n_steps: int = 100
+    ckpt_every_n_steps: int = 500
+    nonfinite_loss: str = "stop"
+    checkpoint_io: Any = None
     model: ModelSchema = field(default_factory=ModelSchema)
     optim: OptimSchema = field(default_factory=OptimSchema)
     data: DataSchema = field(default_factory=DataSchema)
@@ -118,4 +129,12 @@ def validate_config(cfg: DictConfig) -> DictConfig:
             OmegaConf.to_container(merged[key], resolve=True)
     except OmegaConfBaseException as e:
         raise ConfigError(f"Invalid config at '{e.full_key}': {str(e.msg).splitlines()[0]}") from e
+    if merged.nonfinite_loss not in ("stop", "skip"):
+        raise ConfigError(
+            f"nonfinite_loss must be 'stop' or 'skip', got {merged.nonfinite_loss!r}."
+        )
+    if merged.trainer.val_check_interval is not None:
+        raise ConfigError(
+            "Set val_every_n_steps (in optimizer steps) instead of trainer.val_check_interval."
+        )
     return merged

@@ -21,12 +21,19 @@ log = logging.getLogger(__name__)
 class LitLM(L.LightningModule):
     """Hyperparameters are plain dicts so checkpoints load with `weights_only=True`."""
 
-    def __init__(self, model: dict[str, Any], optim: dict[str, Any], total_steps: int) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optim: dict[str, Any],
+        total_steps: int,
+        nonfinite_loss: str = "stop",
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = GPT(GPTConfig(**model))
         self.optim_cfg = optim
         self.total_steps = total_steps
+        self.nonfinite_loss = nonfinite_loss
         self.tokens_seen = 0  # training tokens consumed, saved in checkpoints
         self.val_nll = SumMetric()  # float32 sums: no full-softmax perplexity metric needed
         self.val_tokens = SumMetric()
@@ -43,6 +50,18 @@ class LitLM(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss = self._loss(x, y)
+        if not torch.isfinite(loss):
+            message = (
+                f"The training loss became {loss.item()} at step {self.global_step} "
+                f"(batch {batch_idx} of epoch {self.current_epoch})"
+            )
+            if self.nonfinite_loss == "skip":
+                log.warning("%s; skipping this batch (nonfinite_loss=skip).", message)
+                return None
+            raise FloatingPointError(
+                f"{message}; the last good checkpoint is kept. Lower optim.lr, check the data, "
+                "or set nonfinite_loss=skip."
+            )
         self.tokens_seen += x.numel() * self.trainer.world_size
         self._tokens_since_log += x.numel() * self.trainer.world_size
         self.log("train/loss", loss, prog_bar=True)
@@ -54,11 +73,6 @@ class LitLM(L.LightningModule):
                 rate = self._tokens_since_log / max(now - self._last_log_time, 1e-9)
                 self.log("train/tokens_per_sec", rate, prog_bar=True)
             self._last_log_time, self._tokens_since_log = now, 0
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"The training loss became {loss.item()} at step {self.global_step}; "
-                "lower optim.lr or check the data."
-            )
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

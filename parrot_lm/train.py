@@ -10,15 +10,26 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from parrot_lm.callbacks import GracefulStop, RNGState
+from parrot_lm.checkpoint import (
+    CheckpointError,
+    candidate_checkpoints,
+    check_compatible,
+    load_checkpoint,
+    newest_good_checkpoint,
+    remove_stale_temporaries,
+)
 from parrot_lm.config import validate_config
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.errors import ConfigError, DataError
 from parrot_lm.hardware import warn_if_slow_precision
 from parrot_lm.lit_module import LitLM
 from parrot_lm.model import GPTConfig
+from parrot_lm.resume import load_run_config, merge_resume_config, save_run_config
 from parrot_lm.sampling import sample_text
 
 log = logging.getLogger(__name__)
@@ -54,11 +65,53 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(node) for node in group.values() if "_target_" in node]
 
 
+def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, bool]:
+    """The config this run executes, and whether it continues an earlier run in this dir."""
+    cfg = validate_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    resuming = cfg.resume is not None or bool(candidate_checkpoints(run_dir / "checkpoints"))
+    if resuming:
+        saved = load_run_config(run_dir)
+        cfg = validate_config(merge_resume_config(saved, cfg, overrides))
+    else:
+        if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
+            cfg.optim.schedule_steps = cfg.trainer.max_steps
+        save_run_config(cfg, run_dir)
+    return cfg, resuming
+
+
+def select_checkpoint(
+    cfg: DictConfig, resuming: bool, model_cfg: dict[str, Any]
+) -> tuple[Path | None, int]:
+    """The checkpoint to continue from (checked loadable and compatible) and its global step."""
+    ckpt_dir = Path(cfg.paths.output_dir) / "checkpoints"
+    remove_stale_temporaries(ckpt_dir)
+    if cfg.ckpt_path not in (None, "last"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file() and (ckpt_dir / path).is_file():
+            path = ckpt_dir / path
+        ckpt = load_checkpoint(path)
+    elif resuming or cfg.ckpt_path == "last":
+        found = newest_good_checkpoint(ckpt_dir)
+        if found is None:
+            if cfg.ckpt_path == "last":
+                raise CheckpointError(f"ckpt_path=last, but {ckpt_dir} holds no checkpoint.")
+            log.warning("No checkpoint in %s yet; starting this run from step 0.", ckpt_dir)
+            return None, 0
+        path, ckpt = found
+    else:
+        return None, 0
+    check_compatible(ckpt, model_cfg, path)
+    log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
+    return path, int(ckpt["global_step"])
+
+
 def run(cfg: DictConfig) -> float | None:
     """Train as configured; returns the final val loss (the metric sweeps optimise)."""
     # Lightning 2.6 on torch 2.13 warns about its own internals on every run; not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    cfg = validate_config(cfg)
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    cfg, resuming = prepare_run_config(cfg, overrides)
     if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
         raise ConfigError(
             "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."
@@ -70,8 +123,14 @@ def run(cfg: DictConfig) -> float | None:
     datamodule.prepare_data()
     meta = datamodule.meta
     model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
+    ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg)
     optim_cfg = OmegaConf.to_container(cfg.optim, resolve=True)
-    lit = LitLM(model=model_cfg, optim=optim_cfg, total_steps=cfg.trainer.max_steps)
+    lit = LitLM(
+        model=model_cfg,
+        optim=optim_cfg,
+        total_steps=optim_cfg["schedule_steps"] or cfg.trainer.max_steps,
+        nonfinite_loss=cfg.nonfinite_loss,
+    )
     log.info(
         "Model: %s parameters (d_model %d, %d layers, %d heads, vocab %s, context %d)",
         f"{lit.model.num_params():,}",
@@ -81,17 +140,35 @@ def run(cfg: DictConfig) -> float | None:
         f"{model_cfg['vocab_size']:,}",
         model_cfg["context_length"],
     )
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
+    graceful = GracefulStop(str(Path(cfg.paths.output_dir) / "checkpoints"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RNGState(), graceful]
+    # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
+    purge = {"purge_step": start_step + 1} if ckpt_path is not None and resuming else {}
+    loggers = [
+        hydra.utils.instantiate(node, **(purge if "TensorBoard" in node._target_ else {}))
+        for node in (cfg.get("logger") or {}).values()
+        if "_target_" in node
+    ]
+    plugins = [hydra.utils.instantiate(cfg.checkpoint_io)] if cfg.checkpoint_io else []
+    accumulate = cfg.trainer.accumulate_grad_batches
     try:
         trainer: L.Trainer = hydra.utils.instantiate(
-            cfg.trainer, callbacks=callbacks, logger=loggers or False
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=plugins,
+            val_check_interval=cfg.val_every_n_steps * accumulate,
         )
     except InstantiationException as e:
         cause = e.__cause__ or e
         raise ConfigError(f"Cannot build the Lightning Trainer from `trainer`: {cause}") from e
-    log.info("Run dir: %s", Path(trainer.default_root_dir).resolve())
-    trainer.fit(lit, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    log.info("Run dir: %s", Path(cfg.paths.output_dir).resolve())
+    trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
+    if graceful.exit_code is not None:
+        log.warning(
+            "Stopped by signal; resume with: python train.py resume=%s", cfg.paths.output_dir
+        )
+        raise SystemExit(graceful.exit_code)
 
     val_loss = trainer.callback_metrics.get("val/loss")
     if val_loss is not None:
@@ -108,6 +185,3 @@ def run(cfg: DictConfig) -> float | None:
         )
         print(f"\n--- sample ---\n{text}\n--------------\n", flush=True)
     return float(val_loss) if val_loss is not None else None
-
-
-__all__ = ["run", "resolve_model_config"]

@@ -16,7 +16,7 @@ def test_tiny_fit_loss_falls_and_artifacts_exist(tmp_path):
         + TINY_DATA
         + [
             "trainer.max_steps=60",
-            "trainer.val_check_interval=30",
+            "val_every_n_steps=30",
             "trainer.limit_val_batches=4",
             "trainer.log_every_n_steps=5",
             "trainer.enable_progress_bar=false",
@@ -62,7 +62,7 @@ def test_multirun_puts_jobs_in_one_dir(tmp_path):
         "-m",
         "optim.lr=1e-3,3e-4",
         "trainer.max_steps=4",
-        "trainer.val_check_interval=2",
+        "val_every_n_steps=2",
         "trainer.limit_val_batches=1",
         "sample.max_new_tokens=4",
         f"paths.root_dir={tmp_path}",

@@ -1,0 +1,143 @@
+"""Callbacks that make a run resumable bit for bit and stoppable without losing work."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every RNG a training step may draw from, as weights_only-loadable values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class RNGState(L.Callback):
+    """Saves the RNG states with each checkpoint and restores them right before the first
+    training batch after a resume, so whatever Lightning draws while restoring does not count."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture_rng()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._pending is not None:
+            restore_rng(self._pending)
+            self._pending = None
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM / SIGINT (and SIGUSR1 under SLURM): finish the optimizer step in flight, save
+    last.ckpt, exit non-zero. SIGUSR1 also requeues the SLURM job into the same run dir.
+    A run that ends normally always leaves last.ckpt at its final step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self, ckpt_dir: str) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.received: int | None = None
+        self.saved_path: Path | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            log.warning(
+                "Received %s: saving a checkpoint at the end of this step.",
+                signal.Signals(signum).name,
+            )
+        self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Installed after Lightning's own handlers, which would stop mid-accumulation.
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handler)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.received is None and trainer.global_step > 0 and not trainer.fast_dev_run:
+            # The final state is always saved, whatever the periodic cadence.
+            trainer.save_checkpoint(self.ckpt_dir / "last.ckpt", weights_only=False)
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        self._restore_handlers()  # and save nothing: the last good checkpoint stays last
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.received is None or self.saved_path is not None:
+            return
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        at_step_boundary = (
+            batches % trainer.accumulate_grad_batches == 0
+            or batches == trainer.num_training_batches
+        )
+        if not at_step_boundary:
+            return
+        self.saved_path = self.ckpt_dir / "last.ckpt"
+        trainer.save_checkpoint(self.saved_path, weights_only=False)
+        log.warning("Saved %s at step %d; stopping.", self.saved_path, trainer.global_step)
+        if self.received == signal.SIGUSR1:
+            requeue_slurm_job()
+        trainer.should_stop = True
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.received is None else 128 + int(self.received)
+
+
+def requeue_slurm_job() -> None:
+    job_id = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        log.warning("SIGUSR1 outside SLURM: nothing to requeue.")
+        return
+    if os.environ.get("SLURM_ARRAY_TASK_ID") and os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job_id = f"{job_id}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    result = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+    if result.returncode == 0:
+        log.warning("Requeued SLURM job %s; it will resume from the same run dir.", job_id)
+    else:
+        log.warning("Requeueing SLURM job %s failed: %s", job_id, result.stderr.strip())

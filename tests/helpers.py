@@ -1,0 +1,76 @@
+"""Test-only callbacks and plugins, injected through the config like a user's own would be."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from parrot_lm.checkpoint import AtomicCheckpointIO
+
+
+class LossRecorder(L.Callback):
+    """Appends `epoch batch_idx global_step loss.hex()` per training batch: exact floats."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = float(outputs["loss"]) if outputs is not None else float("nan")
+        with open(self.path, "a") as f:
+            f.write(f"{trainer.current_epoch} {batch_idx} {trainer.global_step} {loss.hex()}\n")
+
+
+class SignalAt(L.Callback):
+    """Sends `signal` to this process at the start of a batch once `global_step` has reached
+    `step`, after letting `skip_batches` more batches run (orphan work, mid-accumulation)."""
+
+    def __init__(self, step: int, signal_name: str = "SIGKILL", skip_batches: int = 0) -> None:
+        self.step = step
+        self.signum = getattr(signal, signal_name)
+        self.skip = skip_batches
+        self.sent = False
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.sent or trainer.global_step < self.step:
+            return
+        if self.skip:
+            self.skip -= 1
+            return
+        self.sent = True
+        os.kill(os.getpid(), self.signum)
+
+
+class PoisonWeightsAt(L.Callback):
+    """Sets one weight to NaN once `global_step` reaches `step`: the next loss is non-finite."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            pl_module.model.norm.weight.data.fill_(float("nan"))
+
+
+class DyingCheckpointIO(AtomicCheckpointIO):
+    """Dies by SIGKILL half-way through writing its `die_on_save`-th checkpoint file."""
+
+    def __init__(self, die_on_save: int) -> None:
+        super().__init__()
+        self.die_on_save = die_on_save
+        self.saves = 0
+
+    def _write(self, tmp: Path, data: memoryview) -> None:
+        self.saves += 1
+        if self.saves < self.die_on_save:
+            return super()._write(tmp, data)
+        with open(tmp, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
