@@ -1,9 +1,12 @@
 """Train a ParrotLM model: `python train.py model=deep_narrow trainer.precision=bf16-mixed`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from parrot_lm.cli import exit_on_user_error
+from parrot_lm.resume import check_resume_argument
 from parrot_lm.train import run
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exit_on_user_error(check_resume_argument)(sys.argv[1:])
     main()

@@ -91,6 +91,15 @@ def _plain(value):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
+def check_resume_argument(argv: list[str]) -> None:
+    """Refuse `resume=<dir>` for a dir that is not a ParrotLM run before Hydra writes into it."""
+    for arg in argv:
+        if arg.startswith("resume=") and arg != "resume=null":
+            run_dir = Path(arg.split("=", 1)[1])
+            if not (run_dir / RUN_CONFIG).is_file():
+                load_run_config(run_dir)  # raises the sentence that fits
+
+
 def load_run_config(run_dir: Path) -> DictConfig:
     path = run_dir / RUN_CONFIG
     if not run_dir.is_dir():

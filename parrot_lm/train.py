@@ -58,11 +58,20 @@ def build_datamodule(data: DictConfig) -> TokenDataModule:
     return TokenDataModule(**kwargs)
 
 
-def instantiate_group(group: DictConfig | None) -> list[Any]:
+def instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate with a failure turned into one ConfigError sentence."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise ConfigError(f"Cannot build {what} ({node.get('_target_')}): {cause}") from e
+
+
+def instantiate_group(group: DictConfig | None, what: str = "a callback or logger") -> list[Any]:
     """Callbacks/loggers: every entry with a `_target_`, in config order."""
     if not group:
         return []
-    return [hydra.utils.instantiate(node) for node in group.values() if "_target_" in node]
+    return [instantiate(node, what) for node in group.values() if "_target_" in node]
 
 
 def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, bool]:
@@ -141,27 +150,23 @@ def run(cfg: DictConfig) -> float | None:
         model_cfg["context_length"],
     )
     graceful = GracefulStop(str(Path(cfg.paths.output_dir) / "checkpoints"))
-    callbacks = [*instantiate_group(cfg.get("callbacks")), RNGState(), graceful]
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
     # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
-    purge = {"purge_step": start_step + 1} if ckpt_path is not None and resuming else {}
+    purge = {"purge_step": start_step} if ckpt_path is not None and resuming else {}
     loggers = [
-        hydra.utils.instantiate(node, **(purge if "TensorBoard" in node._target_ else {}))
+        instantiate(node, "a logger", **(purge if "TensorBoard" in node._target_ else {}))
         for node in (cfg.get("logger") or {}).values()
         if "_target_" in node
     ]
-    plugins = [hydra.utils.instantiate(cfg.checkpoint_io)] if cfg.checkpoint_io else []
-    accumulate = cfg.trainer.accumulate_grad_batches
-    try:
-        trainer: L.Trainer = hydra.utils.instantiate(
-            cfg.trainer,
-            callbacks=callbacks,
-            logger=loggers or False,
-            plugins=plugins,
-            val_check_interval=cfg.val_every_n_steps * accumulate,
-        )
-    except InstantiationException as e:
-        cause = e.__cause__ or e
-        raise ConfigError(f"Cannot build the Lightning Trainer from `trainer`: {cause}") from e
+    plugins = [instantiate(cfg.checkpoint_io, "checkpoint_io")] if cfg.checkpoint_io else []
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        "the Lightning Trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=plugins,
+        val_check_interval=cfg.val_every_n_steps * cfg.trainer.accumulate_grad_batches,
+    )
     log.info("Run dir: %s", Path(cfg.paths.output_dir).resolve())
     trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
     if graceful.exit_code is not None:

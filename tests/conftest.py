@@ -41,11 +41,11 @@ def tiny_overrides() -> list[str]:
     return TINY_MODEL + TINY_DATA + ["logger=none", "trainer.enable_progress_bar=false"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 300):
+def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict[str, str] | None = None):
     """Run an entry point as a user would, in a subprocess, and return the completed process."""
     import subprocess
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

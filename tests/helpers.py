@@ -47,14 +47,23 @@ class SignalAt(L.Callback):
 
 
 class PoisonWeightsAt(L.Callback):
-    """Sets one weight to NaN once `global_step` reaches `step`: the next loss is non-finite."""
+    """Sets the final norm's weight to NaN at the first batch of `step`, so that batch's loss is
+    non-finite; with `restore`, puts the weight back after that one batch."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, restore: bool = False) -> None:
         self.step = step
+        self.restore = restore
+        self.saved = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and self.saved is None:
+            self.saved = pl_module.model.norm.weight.detach().clone()
             pl_module.model.norm.weight.data.fill_(float("nan"))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.restore and self.saved is not None:
+            pl_module.model.norm.weight.data.copy_(self.saved)
+            self.restore = False
 
 
 class DyingCheckpointIO(AtomicCheckpointIO):

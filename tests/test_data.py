@@ -109,7 +109,10 @@ def test_prepare_writes_meta_and_reuses_it(tmp_path):
     stamp = (tmp_path / "meta.json").stat().st_mtime_ns
     assert prepare_corpus(tmp_path, SOURCE, BPE, val_fraction=0.1) == meta
     assert (tmp_path / "meta.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
-    changed = prepare_corpus(tmp_path, {**SOURCE, "seed": 1}, BPE, val_fraction=0.1)
+    with pytest.raises(DataError, match="prepared with another config"):
+        prepare_corpus(tmp_path, {**SOURCE, "seed": 1}, BPE, val_fraction=0.1)
+    assert read_meta(tmp_path) == meta  # refused, nothing overwritten
+    changed = prepare_corpus(tmp_path, {**SOURCE, "seed": 1}, BPE, val_fraction=0.1, force=True)
     assert changed["config_hash"] != meta["config_hash"]
 
 

@@ -3,6 +3,7 @@ uninterrupted run bit for bit (per-step loss and final weights)."""
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -29,6 +30,7 @@ BASE = [
     "val_every_n_steps=5",
     "sample.max_new_tokens=0",
     "optim.warmup_steps=3",
+    "trainer.log_every_n_steps=1",
 ]
 
 
@@ -146,15 +148,28 @@ def test_sigkill_then_resume_is_bitwise_identical(work, where):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming from" in proc.stdout + proc.stderr
     assert_same_run(reference, run_dir)
+    # One TensorBoard run, continuous: the killed run's orphan points are purged.
+    steps = scalar_steps(run_dir, "train/loss")
+    assert steps == sorted(set(steps)) == scalar_steps(reference, "train/loss")
+
+
+def scalar_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    return [e.step for e in events.Scalars(tag)]
 
 
 def test_accumulation_and_workers_resume_exactly(work):
     spe = batches_per_epoch(work)
     extra = ["trainer.accumulate_grad_batches=4", "data.num_workers=2"]
-    steps_per_epoch = -(-spe // 4)
+    steps_per_epoch = spe // 4  # an epoch is a whole number of optimizer steps
     n = 2 * steps_per_epoch + 2
     k = steps_per_epoch + 1  # inside the second epoch
     reference = reference_run(work, n, *extra)
+    # Validation right after every 5th optimizer step, across epoch boundaries (Lightning logs
+    # at the count of steps finished before the current one).
+    assert scalar_steps(reference, "val/loss") == list(range(4, n, 5))
     run_dir, proc = kill_and_resume(work, "accumulate", n, k, extra, skip_batches=2)
     assert proc.returncode == -signal.SIGKILL
     proc = train(work, run_dir, f"trainer.max_steps={n}", *extra, DISARM, resume=True)
@@ -165,7 +180,7 @@ def test_accumulation_and_workers_resume_exactly(work):
 def test_sigterm_saves_current_step_and_resumes_exactly(work):
     spe = batches_per_epoch(work)
     extra = ["trainer.accumulate_grad_batches=4", "data.num_workers=2"]
-    steps_per_epoch = -(-spe // 4)
+    steps_per_epoch = spe // 4
     n = 2 * steps_per_epoch + 2
     reference = reference_run(work, n, *extra)
     # SIGTERM two micro-batches into step 4: the step is finished, then saved.
@@ -179,4 +194,43 @@ def test_sigterm_saves_current_step_and_resumes_exactly(work):
     assert ckpt["global_step"] == 4
     proc = train(work, run_dir, f"trainer.max_steps={n}", *extra, DISARM, resume=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same_run(reference, run_dir)
+
+
+def test_slurm_sigusr1_requeues_into_the_same_dir_and_resumes(work, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text('#!/bin/sh\necho "$@" >> "$SCONTROL_LOG"\n')
+    scontrol.chmod(0o755)
+    env = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "parrot",
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SCONTROL_LOG": str(tmp_path / "scontrol"),
+    }
+    spe = batches_per_epoch(work)
+    n = 2 * spe + 3
+    reference = reference_run(work, n)
+    run_dir = tmp_path / "outputs" / "runs" / "slurm-4242"
+    args = [
+        "train.py",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={work / 'data'}",
+        *BASE,
+        f"trainer.max_steps={n}",
+        "+callbacks.recorder._target_=tests.helpers.LossRecorder",
+        f"+callbacks.recorder.path={run_dir}.losses",
+        "+callbacks.kill._target_=tests.helpers.SignalAt",
+        "+callbacks.kill.signal_name=SIGUSR1",
+    ]
+    proc = run_cli([*args, "+callbacks.kill.step=5"], cwd=ROOT, env=env)
+    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr[-3000:]
+    assert (tmp_path / "scontrol").read_text().split() == ["requeue", "4242"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+    # SLURM starts the same command again with the same job id: it resumes in the same dir.
+    proc = run_cli([*args, DISARM], cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from" in proc.stdout + proc.stderr
     assert_same_run(reference, run_dir)
