@@ -29,7 +29,9 @@ def sample_text(
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(idx, max_new_tokens, temperature, top_k, generator=generator)
+        out = model.generate(
+            idx, max_new_tokens, temperature, top_k, generator=generator, vocab_limit=enc.n_vocab
+        )
     finally:
         model.train(was_training)
     new = out[0, len(ids) :].tolist()

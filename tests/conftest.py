@@ -49,3 +49,12 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict[str, str] 
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def assert_user_error(proc, fragment: str, code: int | None = 2) -> None:
+    """One sentence on stderr, no traceback, the expected non-zero exit (None: any)."""
+    assert proc.returncode != 0 if code is None else proc.returncode == code, (
+        proc.stdout[-2000:] + proc.stderr[-2000:]
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert fragment in proc.stderr, proc.stderr[-3000:]

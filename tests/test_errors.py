@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import ROOT, TINY_DATA, TINY_MODEL, run_cli
+from tests.conftest import ROOT, TINY_DATA, TINY_MODEL, assert_user_error, run_cli
 
 FAST = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false", "trainer.max_steps=1"]
 
@@ -11,32 +11,27 @@ def train(tmp_path, *overrides):
     return run_cli(["train.py", f"paths.root_dir={tmp_path}", *FAST, *overrides], cwd=ROOT)
 
 
-def assert_one_sentence(proc, fragment: str):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert fragment in proc.stderr, proc.stderr[-3000:]
-
-
 def test_unknown_key(tmp_path):
-    assert_one_sentence(train(tmp_path, "optim.lrr=1e-3"), "Could not override 'optim.lrr'")
+    proc = train(tmp_path, "optim.lrr=1e-3")  # refused by Hydra itself (exit 1)
+    assert_user_error(proc, "Could not override 'optim.lrr'", code=1)
 
 
 def test_unknown_key_added_with_plus(tmp_path):
     proc = train(tmp_path, "+optim.lrr=1e-3")
-    assert_one_sentence(proc, "error: Invalid config at 'optim.lrr'")
+    assert_user_error(proc, "error: Invalid config at 'optim.lrr'")
 
 
 @pytest.mark.parametrize(
     "override, key", [("trainer.max_steps=abc", "trainer.max_steps"), ("optim.lr=fast", "optim.lr")]
 )
 def test_wrong_typed_value(tmp_path, override, key):
-    assert_one_sentence(train(tmp_path, override), f"error: Invalid config at '{key}'")
+    assert_user_error(train(tmp_path, override), f"error: Invalid config at '{key}'")
 
 
 def test_data_dir_without_meta(tmp_path):
     (tmp_path / "corpus").mkdir()
     proc = train(tmp_path, "data=prepared", f"data.data_dir={tmp_path / 'corpus'}")
-    assert_one_sentence(proc, "has no meta.json")
+    assert_user_error(proc, "has no meta.json")
 
 
 def test_corpus_shorter_than_context(tmp_path):
@@ -47,14 +42,14 @@ def test_corpus_shorter_than_context(tmp_path):
         "data.source.num_documents=3",
         "model.context_length=1024",
     )
-    assert_one_sentence(proc, "fewer than one window")
+    assert_user_error(proc, "fewer than one window")
 
 
 def test_model_vocab_smaller_than_data(tmp_path):
     proc = train(tmp_path, *TINY_MODEL, *TINY_DATA, "model.vocab_size=100")
-    assert_one_sentence(proc, "but the data contains token id")
+    assert_user_error(proc, "but the data contains token id")
 
 
 def test_bad_model_shape(tmp_path):
     proc = train(tmp_path, *TINY_MODEL, *TINY_DATA, "model.n_heads=3")
-    assert_one_sentence(proc, "must divide model.d_model")
+    assert_user_error(proc, "must divide model.d_model")

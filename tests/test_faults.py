@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, TINY_DATA, TINY_MODEL, run_cli
+from tests.conftest import ROOT, TINY_DATA, TINY_MODEL, assert_user_error, run_cli
 
 BASE = [
     *TINY_MODEL,
@@ -44,12 +44,6 @@ def snapshot(run_dir: Path) -> dict[str, str]:
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((run_dir / "checkpoints").glob("*.ckpt"))
     }
-
-
-def assert_sentence(proc, fragment: str) -> None:
-    assert proc.returncode == 2, output(proc)[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert fragment in proc.stderr, proc.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +105,20 @@ def test_no_good_checkpoint_is_one_sentence(finished_run, tmp_path):
         ckpt.write_bytes(ckpt.read_bytes()[:200])
     before = snapshot(run)
     proc = train(tmp_path, "copy", resume=True, data=str(finished_run / "data"))
-    assert_sentence(proc, "No loadable checkpoint")
+    assert_user_error(proc, "No loadable checkpoint")
     assert snapshot(run) == before
 
 
 def test_missing_run_dir(tmp_path):
     proc = run_cli(["train.py", f"resume={tmp_path / 'nope'}"], cwd=ROOT)
-    assert_sentence(proc, "does not exist")
+    assert_user_error(proc, "does not exist")
     assert not (tmp_path / "nope").exists()
 
 
 def test_resume_with_changed_model_shape_is_refused(finished_run):
     before = snapshot(finished_run / "done")
     proc = train(finished_run, "done", "model.d_model=64", "trainer.max_steps=12", resume=True)
-    assert_sentence(proc, "Cannot change model.d_model when resuming (the run has 32")
+    assert_user_error(proc, "Cannot change model.d_model when resuming (the run has 32")
     assert snapshot(finished_run / "done") == before
 
 
@@ -147,7 +141,7 @@ def test_checkpoint_of_another_vocab_is_refused(finished_run, tmp_path):
     ckpt = finished_run / "done" / "checkpoints" / "last.ckpt"
     before = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     proc = train(tmp_path, "other", "data.tokenizer.vocab_size=400", f"ckpt_path={ckpt}")
-    assert_sentence(
+    assert_user_error(
         proc, "has model.vocab_size=300, but this run's config has model.vocab_size=400"
     )
     assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before
@@ -157,7 +151,7 @@ def test_foreign_file_as_checkpoint(tmp_path):
     foreign = tmp_path / "weights.pt"
     torch.save({"weight": torch.zeros(2)}, foreign)
     proc = train(tmp_path, "run", f"ckpt_path={foreign}")
-    assert_sentence(proc, "is not a ParrotLM training checkpoint")
+    assert_user_error(proc, "is not a ParrotLM training checkpoint")
 
 
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -168,7 +162,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         "+callbacks.poison._target_=tests.helpers.PoisonWeightsAt",
         "+callbacks.poison.step=7",
     )
-    assert_sentence(proc, "The training loss became nan at step 7")
+    assert_user_error(proc, "The training loss became nan at step 7")
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 5
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())

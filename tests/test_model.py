@@ -136,3 +136,10 @@ def test_greedy_generate_is_deterministic_and_extends():
     a = model.generate(idx, 8, temperature=0)
     b = model.generate(idx, 8, temperature=0)
     assert a.shape == (2, 13) and torch.equal(a, b) and torch.equal(a[:, :5], idx)
+
+
+def test_generate_respects_vocab_limit():
+    torch.manual_seed(0)
+    model = GPT(small_cfg()).eval()
+    out = model.generate(torch.zeros(4, 1, dtype=torch.long), 30, temperature=2.0, vocab_limit=10)
+    assert out[:, 1:].max().item() < 10

@@ -131,10 +131,17 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        vocab_limit: int | None = None,
     ) -> torch.Tensor:
-        """Sample continuations of idx (B, T) -> (B, T + max_new_tokens)."""
+        """Sample continuations of idx (B, T) -> (B, T + max_new_tokens).
+
+        vocab_limit: ids at or above it are never produced (a model vocab padded beyond
+        its tokenizer's).
+        """
         for _ in range(max_new_tokens):
             logits = self(idx[:, -self.cfg.context_length :])[:, -1, :].float()  # (B, V)
+            if vocab_limit is not None:
+                logits[:, vocab_limit:] = float("-inf")
             if temperature == 0:
                 next_id = logits.argmax(dim=-1, keepdim=True)
             else:
