@@ -177,7 +177,8 @@ def test_accumulation_and_workers_resume_exactly(work):
     assert_same_run(reference, run_dir)
 
 
-def test_sigterm_saves_current_step_and_resumes_exactly(work):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_sigterm_or_sigint_saves_current_step_and_resumes_exactly(work, signal_name):
     spe = batches_per_epoch(work)
     extra = ["trainer.accumulate_grad_batches=4", "data.num_workers=2"]
     steps_per_epoch = spe // 4
@@ -185,9 +186,9 @@ def test_sigterm_saves_current_step_and_resumes_exactly(work):
     reference = reference_run(work, n, *extra)
     # SIGTERM two micro-batches into step 4: the step is finished, then saved.
     run_dir, proc = kill_and_resume(
-        work, "sigterm", n, 3, extra, skip_batches=2, signal_name="SIGTERM"
+        work, signal_name, n, 3, extra, skip_batches=2, signal_name=signal_name
     )
-    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    assert proc.returncode == 128 + getattr(signal, signal_name), proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "Saved" in out and "resume with" in out
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)

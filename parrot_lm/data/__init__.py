@@ -1,0 +1,1 @@
+"""Data: sources, tokenizers, shard writer, memmap windows, the Lightning DataModule."""

@@ -1,0 +1,118 @@
+"""LightningDataModule over a prepared corpus of memmapped token shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import tiktoken
+import torch
+from torch.utils.data import DataLoader
+
+from parrot_lm.data.dataset import TokenWindows
+from parrot_lm.data.prepare import prepare_corpus
+from parrot_lm.data.sampler import ResumableDataLoader, ResumableSampler
+from parrot_lm.data.shards import read_meta
+from parrot_lm.data.tokenizer import load_tokenizer
+from parrot_lm.errors import DataError
+
+
+class TokenDataModule(L.LightningDataModule):
+    """Builds the corpus when `source` is given and the artifact is missing; reuses it when valid.
+
+    With `source=None` the data dir must already hold a prepared corpus.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        context_length: int,
+        batch_size: int = 32,
+        source: dict[str, Any] | None = None,
+        tokenizer: dict[str, Any] | None = None,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.context_length = context_length
+        self.batch_size = batch_size
+        self.source = source
+        self.tokenizer_spec = tokenizer
+        self.val_fraction = val_fraction
+        self.num_workers = num_workers
+        self.seed = seed
+        self.name = name
+        self.train_set: TokenWindows | None = None
+        self.val_set: TokenWindows | None = None
+
+    def prepare_data(self) -> None:
+        if self.source is not None:
+            if self.tokenizer_spec is None:
+                raise DataError("data.tokenizer must be set when data.source is set.")
+            prepare_corpus(self.data_dir, self.source, self.tokenizer_spec, self.val_fraction)
+        else:
+            read_meta(self.data_dir)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return read_meta(self.data_dir)
+
+    def load_tokenizer(self) -> tiktoken.Encoding:
+        return load_tokenizer(self.meta["tokenizer"], self.data_dir)
+
+    def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:
+        if split not in meta["splits"]:
+            raise DataError(f"{self.data_dir} has no '{split}' split.")
+        shards = [(self.data_dir / s["file"], s["num_tokens"]) for s in meta["splits"][split]["shards"]]
+        return TokenWindows(shards, meta["dtype"], self.context_length)
+
+    def setup(self, stage: str | None = None) -> None:
+        meta = self.meta
+        if self.train_set is None:
+            self.train_set = self._windows(meta, "train")
+            self.val_set = self._windows(meta, "val")
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, batches consumed in it), from Lightning's progress counters."""
+        loop = self.trainer.fit_loop
+        return loop.epoch_progress.current.completed, loop.epoch_loop.batch_progress.current.ready
+
+    def _loader_kwargs(self) -> dict[str, Any]:
+        # Own generator: the global RNG (dropout) is not consumed by creating iterators.
+        return {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "generator": torch.Generator().manual_seed(self.seed),
+        }
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        rank, world = self._rank_and_world()
+        accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
+        sampler = ResumableSampler(
+            len(self.train_set), self.seed, True, rank, world, self.batch_size * accumulate
+        )
+        if len(sampler) == 0:
+            raise DataError(
+                f"The training split has {len(self.train_set)} windows, fewer than one optimizer "
+                f"step needs ({self.batch_size * accumulate * world}); lower data.batch_size or "
+                "trainer.accumulate_grad_batches, or use more data."
+            )
+        return ResumableDataLoader(
+            self.train_set, sampler, self.batch_size, self._position, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        rank, world = self._rank_and_world()
+        sampler = ResumableSampler(len(self.val_set), shuffle=False, rank=rank, world_size=world)
+        return DataLoader(
+            self.val_set, batch_size=self.batch_size, sampler=sampler, **self._loader_kwargs()
+        )
