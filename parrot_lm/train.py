@@ -168,6 +168,8 @@ def run(cfg: DictConfig) -> float | None:
         val_check_interval=cfg.val_every_n_steps * cfg.trainer.accumulate_grad_batches,
     )
     log.info("Run dir: %s", Path(cfg.paths.output_dir).resolve())
+    if ckpt_path is None and not cfg.trainer.fast_dev_run:
+        trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0
     trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
     if graceful.exit_code is not None:
         log.warning(

@@ -169,7 +169,7 @@ def test_accumulation_and_workers_resume_exactly(work):
     reference = reference_run(work, n, *extra)
     # Validation right after every 5th optimizer step, across epoch boundaries (Lightning logs
     # at the count of steps finished before the current one).
-    assert scalar_steps(reference, "val/loss") == list(range(4, n, 5))
+    assert scalar_steps(reference, "val/loss") == [0, *range(4, n, 5)]
     run_dir, proc = kill_and_resume(work, "accumulate", n, k, extra, skip_batches=2)
     assert proc.returncode == -signal.SIGKILL
     proc = train(work, run_dir, f"trainer.max_steps={n}", *extra, DISARM, resume=True)

@@ -50,7 +50,8 @@ def test_tiny_fit_loss_falls_and_artifacts_exist(tmp_path):
     }
     assert expected <= scalars, expected - scalars
     val = [e.value for e in events.Scalars("val/loss")]
-    assert len(val) == 2 and val[1] < val[0]
+    assert len(val) == 3 and val[2] < val[1] < val[0]  # step 0, 30, 60
+    assert abs(val[0] - math.log(meta_vocab)) < 0.3  # an untrained model is near ln(vocab)
     ppl = events.Scalars("val/ppl")[-1].value
     assert math.isclose(ppl, math.exp(val[-1]), rel_tol=1e-4)
     assert any(t.startswith("samples") for t in events.Tags()["tensors"])

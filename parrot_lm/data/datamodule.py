@@ -67,7 +67,9 @@ class TokenDataModule(L.LightningDataModule):
     def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:
         if split not in meta["splits"]:
             raise DataError(f"{self.data_dir} has no '{split}' split.")
-        shards = [(self.data_dir / s["file"], s["num_tokens"]) for s in meta["splits"][split]["shards"]]
+        shards = [
+            (self.data_dir / s["file"], s["num_tokens"]) for s in meta["splits"][split]["shards"]
+        ]
         return TokenWindows(shards, meta["dtype"], self.context_length)
 
     def setup(self, stage: str | None = None) -> None:
