@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import tiktoken
 import torch
 from torch.utils.data import DataLoader
 
@@ -14,7 +13,7 @@ from parrot_lm.data.dataset import TokenWindows
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.sampler import ResumableDataLoader, ResumableSampler
 from parrot_lm.data.shards import read_meta
-from parrot_lm.data.tokenizer import load_tokenizer
+from parrot_lm.data.tokenizer import Tokenizer, load_tokenizer
 from parrot_lm.errors import DataError
 
 
@@ -31,6 +30,7 @@ class TokenDataModule(L.LightningDataModule):
         batch_size: int = 32,
         source: dict[str, Any] | None = None,
         tokenizer: dict[str, Any] | None = None,
+        filters: dict[str, Any] | None = None,
         val_fraction: float = 0.05,
         num_workers: int = 0,
         seed: int = 0,
@@ -42,6 +42,7 @@ class TokenDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.source = source
         self.tokenizer_spec = tokenizer
+        self.filters = filters
         self.val_fraction = val_fraction
         self.num_workers = num_workers
         self.seed = seed
@@ -53,7 +54,13 @@ class TokenDataModule(L.LightningDataModule):
         if self.source is not None:
             if self.tokenizer_spec is None:
                 raise DataError("data.tokenizer must be set when data.source is set.")
-            prepare_corpus(self.data_dir, self.source, self.tokenizer_spec, self.val_fraction)
+            prepare_corpus(
+                self.data_dir,
+                self.source,
+                self.tokenizer_spec,
+                self.val_fraction,
+                filters=self.filters,
+            )
         else:
             read_meta(self.data_dir)
 
@@ -61,7 +68,7 @@ class TokenDataModule(L.LightningDataModule):
     def meta(self) -> dict[str, Any]:
         return read_meta(self.data_dir)
 
-    def load_tokenizer(self) -> tiktoken.Encoding:
+    def load_tokenizer(self) -> Tokenizer:
         return load_tokenizer(self.meta["tokenizer"], self.data_dir)
 
     def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:

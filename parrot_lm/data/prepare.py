@@ -14,26 +14,59 @@ from typing import Any
 import numpy as np
 
 from parrot_lm.data import tokenizer as tok
+from parrot_lm.data.filters import (
+    Decontaminator,
+    DocFilter,
+    ExactDedup,
+    LanguageFilter,
+    MinLength,
+    apply_filters,
+)
 from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta, write_tokens
+from parrot_lm.data.sources import iter_documents
 from parrot_lm.errors import DataError
 
 log = logging.getLogger(__name__)
 
-
-def config_hash(source: dict, tokenizer: dict, val_fraction: float) -> str:
-    blob = json.dumps(
-        {"source": source, "tokenizer": tokenizer, "val_fraction": val_fraction}, sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+TOKENIZER_KINDS = ("bpe", "char", "gpt2", "byte")
 
 
-def load_documents(source: dict[str, Any]) -> list[str]:
-    kind = source.get("kind")
-    if kind == "stories":
-        from parrot_lm.data.stories import generate_stories
+def config_hash(
+    source: dict, tokenizer: dict, val_fraction: float, filters: dict | None = None
+) -> str:
+    blob = {"source": source, "tokenizer": tokenizer, "val_fraction": val_fraction}
+    if filters:  # absent from the hash when unused, so older artifacts stay valid
+        blob["filters"] = filters
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
-        return generate_stories(int(source["num_documents"]), seed=int(source.get("seed", 0)))
-    raise DataError(f"Unknown data source kind {kind!r}; this version knows 'stories'.")
+
+def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
+    """The filters a `data.filters` config asks for, in a fixed order: cheap ones first."""
+    spec = spec or {}
+    filters: list[DocFilter] = []
+    if spec.get("min_chars"):
+        filters.append(MinLength(int(spec["min_chars"])))
+    if spec.get("dedup"):
+        filters.append(ExactDedup())
+    if spec.get("language"):
+        lang = spec["language"]
+        filters.append(
+            LanguageFilter(lang["model"], lang.get("lang", "en"), lang.get("threshold", 0.65))
+        )
+    if spec.get("decontaminate"):
+        dec = spec["decontaminate"]
+        eval_sets = {name: list(iter_documents(src)) for name, src in dec["eval_sets"].items()}
+        filters.append(Decontaminator(eval_sets, int(dec.get("n", 13)), dec.get("mode", "drop")))
+    return filters
+
+
+def load_documents(source: dict[str, Any], filters: list[DocFilter] = ()) -> list[str]:
+    """The source's documents that pass the filters (held in memory: fine up to a few GB)."""
+    docs = list(apply_filters(iter_documents(source), filters))
+    if not docs:
+        reason = "after filtering" if filters else "; check its path"
+        raise DataError(f"The {source.get('kind')} source yielded no documents {reason}.")
+    return docs
 
 
 def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -45,16 +78,22 @@ def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], li
 
 
 def build_tokenizer(spec: dict[str, Any], train_docs: list[str], data_dir: Path):
-    """Make (and save, for `bpe`) the tokenizer; return (encoding, meta entry)."""
+    """Make (and save, for `bpe` and `char`) the tokenizer from the train split only;
+    return (tokenizer, meta entry)."""
     kind = spec.get("kind")
     if kind == "bpe":
         ranks = tok.train_bpe(train_docs, int(spec["vocab_size"]))
         tok.save_ranks(ranks, data_dir / tok.RANKS_FILE)
         entry = {"kind": "bpe", "file": tok.RANKS_FILE, "name": f"bpe{spec['vocab_size']}"}
-    elif kind in ("gpt2", "byte"):
+    elif kind == "char":
+        tok.train_char(train_docs, spec.get("max_chars")).save(data_dir / tok.CHARS_FILE)
+        entry = {"kind": "char", "file": tok.CHARS_FILE}
+    elif kind == "gpt2":
+        entry = {k: spec[k] for k in ("kind", "vocab_bpe", "encoder_json") if spec.get(k)}
+    elif kind == "byte":
         entry = {"kind": kind}
     else:
-        raise DataError(f"Unknown tokenizer kind {kind!r}; expected one of bpe, gpt2, byte.")
+        raise DataError(f"Unknown tokenizer kind {kind!r}; expected one of bpe, char, gpt2, byte.")
     return tok.load_tokenizer(entry, data_dir), entry
 
 
@@ -64,10 +103,16 @@ def prepare_corpus(
     tokenizer: dict[str, Any],
     val_fraction: float = 0.05,
     force: bool = False,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the meta of a valid artifact for this config, building it if needed."""
     data_dir = Path(data_dir)
-    digest = config_hash(source, tokenizer, val_fraction)
+    if tokenizer.get("kind") not in TOKENIZER_KINDS:  # fail before reading any data
+        raise DataError(
+            f"Unknown tokenizer kind {tokenizer.get('kind')!r}; expected one of "
+            f"{', '.join(TOKENIZER_KINDS)}."
+        )
+    digest = config_hash(source, tokenizer, val_fraction, filters)
     if (data_dir / META_FILE).is_file() and not force:
         try:
             meta = read_meta(data_dir)
@@ -86,7 +131,12 @@ def prepare_corpus(
     (data_dir / META_FILE).unlink(missing_ok=True)
 
     log.info("Preparing %s into %s", source.get("kind"), data_dir)
-    train_docs, val_docs = split_documents(load_documents(source), val_fraction)
+    doc_filters = build_filters(filters)
+    docs = load_documents(source, doc_filters)
+    replaced = sum("\ufffd" in d for d in docs)
+    if replaced:
+        log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", replaced)
+    train_docs, val_docs = split_documents(docs, val_fraction)
     enc, tok_entry = build_tokenizer(tokenizer, train_docs, data_dir)
     dtype = dtype_for_vocab(enc.n_vocab)
     splits = {}
@@ -109,6 +159,8 @@ def prepare_corpus(
         "eot_id": enc.eot_token,
         "dtype": dtype.name,
         "val_fraction": val_fraction,
+        "filters": [f.stats.to_dict() for f in doc_filters],
+        "docs_with_replacement_chars": replaced,
         "config_hash": digest,
         "splits": splits,
     }

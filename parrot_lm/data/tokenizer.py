@@ -1,22 +1,35 @@
-"""Tokenizers, all served as `tiktoken.Encoding` so training, evaluation and generation share one.
+"""Tokenizers, served as `tiktoken.Encoding` (or a look-alike) so every stage shares one.
 
-Kinds: `gpt2` (tiktoken's GPT-2 vocabulary, downloaded on first use), `bpe` (byte-level BPE
-trained on the train split with HF `tokenizers`, then exported as tiktoken ranks), `byte`.
+Kinds: `gpt2` (tiktoken's GPT-2 vocabulary, downloaded on first use, or read from local data-gym
+`vocab.bpe` + `encoder.json` files on offline machines), `bpe` (byte-level BPE trained on the
+train split with HF `tokenizers`, then exported as tiktoken ranks), `byte`, and `char` (one id per
+character seen in training; not expressible as BPE, so a small class with the same interface).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import tiktoken
+
+from parrot_lm.errors import DataError
 
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex; the HF ByteLevel pre-tokenizer uses the same one.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 RANKS_FILE = "tokenizer.tiktoken"
+CHARS_FILE = "tokenizer.chars.json"
+DATA_GYM_HEADER = "#version: 0.2"
+GPT2_DOWNLOAD_HINT = (
+    "The GPT-2 vocabulary could not be downloaded; run once with network access, set "
+    "TIKTOKEN_CACHE_DIR to a directory holding tiktoken's cached GPT-2 files, or set "
+    "tokenizer.vocab_bpe and tokenizer.encoder_json to local vocab.bpe and encoder.json files."
+)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -95,11 +108,11 @@ def load_ranks(path: Path) -> dict[bytes, int]:
     return ranks
 
 
-def load_tokenizer(spec: dict, data_dir: Path) -> tiktoken.Encoding:
+def load_tokenizer(spec: dict, data_dir: Path) -> Tokenizer:
     """Rebuild the encoding described by a meta.json `tokenizer` entry."""
     kind = spec["kind"]
     if kind == "gpt2":
-        return tiktoken.get_encoding("gpt2")
+        return _load_gpt2(spec, data_dir)
     if kind == "byte":
         return encoding_from_ranks("byte", byte_ranks())
     if kind == "bpe":
@@ -107,10 +120,235 @@ def load_tokenizer(spec: dict, data_dir: Path) -> tiktoken.Encoding:
         if not path.is_file():
             raise FileNotFoundError(f"Tokenizer file {path} is missing; re-run data preparation.")
         return encoding_from_ranks(spec.get("name", "bpe"), load_ranks(path))
-    raise ValueError(f"Unknown tokenizer kind {kind!r}; expected one of gpt2, bpe, byte.")
+    if kind == "char":
+        path = data_dir / spec.get("file", CHARS_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"Tokenizer file {path} is missing; re-run data preparation.")
+        return CharTokenizer.load(path)
+    raise ValueError(f"Unknown tokenizer kind {kind!r}; expected one of gpt2, bpe, byte, char.")
 
 
-def encode_documents(enc: tiktoken.Encoding, docs: list[str]) -> list[list[int]]:
+def _load_gpt2(spec: dict, data_dir: Path) -> tiktoken.Encoding:
+    """Local data-gym files when the spec names them, else tiktoken's download (or its cache)."""
+    vocab_bpe, encoder_json = spec.get("vocab_bpe"), spec.get("encoder_json")
+    if vocab_bpe is None and encoder_json is None:
+        try:
+            return tiktoken.get_encoding("gpt2")
+        except Exception as e:  # requests/OSError offline, ImportError, ValueError on bad hash
+            raise DataError(GPT2_DOWNLOAD_HINT) from e
+    if vocab_bpe is None or encoder_json is None:
+        raise DataError("Set both tokenizer.vocab_bpe and tokenizer.encoder_json, or neither.")
+    paths = [Path(p).expanduser() for p in (vocab_bpe, encoder_json)]
+    paths = [p if p.is_absolute() else data_dir / p for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(
+                f"GPT-2 vocabulary file {path} does not exist; "
+                "check tokenizer.vocab_bpe and tokenizer.encoder_json."
+            )
+    return load_gpt2_from_files(*paths)
+
+
+# ---- GPT-2 data-gym files (vocab.bpe + encoder.json) --------------------------------------
+#
+# tiktoken.load.data_gym_to_mergeable_bpe_ranks parses these too, but it goes through
+# read_file_cached, which copies even local files into a cache dir keyed by path (and then serves
+# that copy, stale, if the file changes), and it assigns single-byte ranks in its own order, so
+# ranks whose bytes are 0..255 (ours) fail its consistency check. Same algorithm, done here.
+
+
+def load_gpt2_from_files(
+    vocab_bpe: Path, encoder_json: Path, name: str = "gpt2"
+) -> tiktoken.Encoding:
+    """GPT-2 from local data-gym files, for offline machines; EOT is the id after the last rank.
+
+    With the real GPT-2 files this is tiktoken's `gpt2` (50256 ranks, `<|endoftext|>` = 50256).
+    Ids come from encoder.json; vocab.bpe must list exactly the multi-byte tokens, in id order,
+    since tiktoken's merge priority is the id.
+    """
+    decode = {c: b for b, c in _bytes_to_unicode().items()}
+
+    def to_bytes(token: str, path: Path) -> bytes:
+        try:
+            return bytes(decode[c] for c in token)
+        except KeyError as e:
+            raise DataError(f"{path} has token {token!r} outside GPT-2's byte alphabet.") from e
+
+    try:
+        bpe_lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
+        encoder = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"Could not read the GPT-2 vocabulary files: {e}.") from e
+    if bpe_lines and bpe_lines[0].startswith("#version"):
+        bpe_lines = bpe_lines[1:]
+    merges = []
+    for line in bpe_lines:
+        if line:
+            parts = line.split()
+            if len(parts) != 2:
+                raise DataError(f"{vocab_bpe} has a line {line!r} that is not one merge `a b`.")
+            merges.append(to_bytes(parts[0], vocab_bpe) + to_bytes(parts[1], vocab_bpe))
+
+    ranks = {to_bytes(tok, encoder_json): int(rank) for tok, rank in encoder.items()}
+    for special in (EOT.encode(), b"<|startoftext|>"):  # not mergeable, as in tiktoken
+        ranks.pop(special, None)
+    multi = sorted((t for t in ranks if len(t) > 1), key=ranks.__getitem__)
+    if (
+        sorted(ranks.values()) != list(range(len(ranks)))
+        or any(bytes([b]) not in ranks for b in range(256))
+        or merges != multi
+    ):
+        raise DataError(
+            f"{vocab_bpe} and {encoder_json} do not describe the same byte-level BPE "
+            "(every byte, then one merge per multi-byte token in id order, ids 0..n-1)."
+        )
+    return encoding_from_ranks(name, ranks)
+
+
+def write_data_gym_files(ranks: dict[bytes, int], vocab_bpe: Path, encoder_json: Path) -> None:
+    """Export ranks in GPT-2's data-gym format, so other BPE tools (and our gpt2 loader) read them.
+
+    Raises ValueError when the ranks are not a byte-level BPE: ids must be 0..n-1, every byte a
+    token, and every multi-byte token the merge of two tokens with lower ids.
+    """
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        raise ValueError("Ranks must be the ids 0..n-1, each used once.")
+    if any(bytes([b]) not in ranks for b in range(256)):
+        raise ValueError("Ranks must contain all 256 single bytes.")
+    if EOT.encode() in ranks:
+        raise ValueError(f"{EOT!r} cannot be a mergeable token; it is the special EOT.")
+    encode = _bytes_to_unicode()
+
+    def to_str(token: bytes) -> str:
+        return "".join(encode[b] for b in token)
+
+    merges = []
+    for token in sorted((t for t in ranks if len(t) > 1), key=ranks.__getitem__):
+        left, right = _split_merge(token, ranks)
+        merges.append(f"{to_str(left)} {to_str(right)}")
+    encoder = {to_str(t): r for t, r in sorted(ranks.items(), key=lambda item: item[1])}
+    encoder[EOT] = len(ranks)
+    Path(vocab_bpe).write_text("\n".join([DATA_GYM_HEADER, *merges]) + "\n", encoding="utf-8")
+    Path(encoder_json).write_text(json.dumps(encoder, ensure_ascii=False), encoding="utf-8")
+
+
+def _split_merge(token: bytes, ranks: dict[bytes, int]) -> tuple[bytes, bytes]:
+    """The two lower-ranked tokens `token` is merged from.
+
+    First the split tiktoken's own BPE reaches using only lower ranks (the merge the trainer
+    made), else any split into two lower-ranked tokens (the token is then unreachable by BPE,
+    but the merge still records it, so the round trip stays exact).
+    """
+    rank = ranks[token]
+    parts = [bytes([b]) for b in token]
+    while len(parts) > 1:
+        pairs = [(ranks.get(a + b, rank), i) for i, (a, b) in enumerate(pairwise(parts))]
+        best, i = min(pairs)
+        if best >= rank:
+            break
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    for i in range(1, len(token)):
+        left, right = token[:i], token[i:]
+        if ranks.get(left, rank) < rank and ranks.get(right, rank) < rank:
+            return left, right
+    raise ValueError(f"Token {token!r} (rank {rank}) is not a merge of two lower-ranked tokens.")
+
+
+# ---- Character-level tokenizer ------------------------------------------------------------
+
+
+class CharTokenizer:
+    """One id per character: the subset of `tiktoken.Encoding` the project uses.
+
+    Ids: the vocabulary characters in sorted order, then `unk_token` (any other character),
+    then `eot_token` (last, as for the BPE kinds).
+    """
+
+    def __init__(self, chars: Sequence[str], name: str = "char") -> None:
+        chars = tuple(chars)
+        if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
+            raise ValueError("A char vocabulary must be distinct single characters.")
+        self.name = name
+        self.chars = chars
+        self._ids = {c: i for i, c in enumerate(chars)}
+        self.unk_token = len(chars)
+        self.eot_token = len(chars) + 1
+        self.n_vocab = len(chars) + 2
+        self.max_token_value = self.n_vocab - 1
+
+    @classmethod
+    def train(
+        cls, texts: Iterable[str], max_chars: int | None = None, name: str = "char"
+    ) -> CharTokenizer:
+        """Vocabulary = characters seen in `texts`; with max_chars, only the most frequent."""
+        counts = Counter()
+        for text in texts:
+            counts.update(text)
+        chars = list(counts)
+        if max_chars is not None:
+            if max_chars < 1:
+                raise ValueError(f"max_chars must be at least 1, got {max_chars}.")
+            # Ties broken by character so the vocabulary does not depend on document order.
+            chars = sorted(chars, key=lambda c: (-counts[c], c))[:max_chars]
+        return cls(sorted(chars), name=name)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        ids, unk = self._ids, self.unk_token
+        return [ids.get(c, unk) for c in text]
+
+    def encode_ordinary_batch(self, texts: list[str], *, num_threads: int = 8) -> list[list[int]]:
+        """num_threads is accepted for tiktoken compatibility; a dict lookup needs no threads."""
+        return [self.encode_ordinary(text) for text in texts]
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        """unk decodes to U+FFFD and EOT to its text, as tiktoken does; `errors` is unused."""
+        out = []
+        for t in tokens:
+            if 0 <= t < self.unk_token:
+                out.append(self.chars[t])
+            elif t == self.unk_token:
+                out.append("\ufffd")
+            elif t == self.eot_token:
+                out.append(EOT)
+            else:
+                raise KeyError(f"Token id {t} is outside the vocabulary of {self.n_vocab}.")
+        return "".join(out)
+
+    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
+        return self.decode(tokens).encode("utf-8")
+
+    def save(self, path: Path) -> None:
+        data = {"kind": "char", "name": self.name, "chars": list(self.chars)}
+        Path(path).write_text(json.dumps(data, indent=0) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> CharTokenizer:
+        data = json.loads(Path(path).read_text())
+        return cls(data["chars"], name=data.get("name", "char"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CharTokenizer):
+            return NotImplemented
+        return (self.name, self.chars) == (other.name, other.chars)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.chars))
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(name={self.name!r}, n_vocab={self.n_vocab})"
+
+
+def train_char(texts: Iterable[str], max_chars: int | None = None) -> CharTokenizer:
+    """Counterpart of `train_bpe` for the `char` kind."""
+    return CharTokenizer.train(texts, max_chars=max_chars)
+
+
+Tokenizer = tiktoken.Encoding | CharTokenizer
+
+
+def encode_documents(enc: Tokenizer, docs: list[str]) -> list[list[int]]:
     """Encode documents as ordinary text (specials in the text are not special), EOT after each."""
     eot = enc.eot_token
     return [ids + [eot] for ids in enc.encode_ordinary_batch(docs, num_threads=2)]

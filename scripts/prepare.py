@@ -1,0 +1,73 @@
+"""Prepare a corpus without training: `python scripts/prepare.py data=local data.source.path=x`.
+
+Takes the same config tree and overrides as train.py, plus `--force` (rebuild even when a valid
+artifact exists) and `--verify` (check every shard's sha256 against meta.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from parrot_lm.cli import exit_on_user_error  # noqa: E402
+from parrot_lm.data.prepare import prepare_corpus  # noqa: E402
+from parrot_lm.data.shards import read_meta, verify_shards  # noqa: E402
+from parrot_lm.errors import DataError  # noqa: E402
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=local")
+    parser.add_argument("--force", action="store_true", help="rebuild even if valid")
+    parser.add_argument("--verify", action="store_true", help="check shard checksums")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=.", *args.overrides])
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data_dir = Path(data["data_dir"])
+    if data["source"] is not None:
+        meta = prepare_corpus(
+            data_dir,
+            data["source"],
+            data["tokenizer"],
+            data["val_fraction"],
+            force=args.force,
+            filters=data.get("filters"),
+        )
+    elif args.force:
+        raise DataError("--force needs a data config with a source to rebuild from.")
+    else:
+        meta = read_meta(data_dir)
+    if args.verify:
+        bad = verify_shards(data_dir, read_meta(data_dir))
+        if bad:
+            raise DataError(
+                f"Checksum mismatch in {data_dir}: {', '.join(bad)}; rebuild with --force."
+            )
+        print(f"verified: every shard in {data_dir} matches meta.json")
+    summary = {
+        name: {k: v for k, v in split.items() if k != "shards"}
+        for name, split in meta["splits"].items()
+    }
+    report = {
+        "data_dir": str(data_dir),
+        "vocab_size": meta["vocab_size"],
+        "filters_removed": {f["name"]: f["removed"] for f in meta.get("filters", [])},
+        **summary,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,126 @@
+"""scripts/prepare.py on local files: build, skip, verify, force, and train on the result."""
+
+import json
+
+import pytest
+
+from parrot_lm.data.stories import generate_stories
+from tests.conftest import ROOT, TINY_MODEL, assert_user_error, run_cli
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    docs = generate_stories(150, seed=3)
+    path.write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
+    return path
+
+
+def prepare(tmp_path, corpus, *flags):
+    args = [
+        "scripts/prepare.py",
+        "data=local",
+        f"data.source.path={corpus}",
+        f"data.data_dir={tmp_path / 'prepared'}",
+        "data.tokenizer.vocab_size=320",
+        *flags,
+    ]
+    return run_cli(args, cwd=ROOT)
+
+
+def test_prepare_skip_verify_force(tmp_path, corpus):
+    proc = prepare(tmp_path, corpus)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["train"]["num_documents"] + summary["val"]["num_documents"] == 150
+    assert summary["vocab_size"] <= 320
+    meta = tmp_path / "prepared" / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+
+    proc = prepare(tmp_path, corpus, "--verify")
+    assert proc.returncode == 0 and "verified" in proc.stdout
+    assert meta.stat().st_mtime_ns == stamp  # valid artifact reused
+
+    proc = prepare(tmp_path, corpus, "--force")
+    assert proc.returncode == 0 and meta.stat().st_mtime_ns != stamp
+
+    shard = tmp_path / "prepared" / "train_000.bin"
+    data = bytearray(shard.read_bytes())
+    data[10] ^= 0xFF  # same size, different content: only a checksum sees it
+    shard.write_bytes(bytes(data))
+    assert_user_error(prepare(tmp_path, corpus, "--verify"), "Checksum mismatch")
+
+
+def test_train_on_prepared_local_corpus(tmp_path, corpus):
+    assert prepare(tmp_path, corpus).returncode == 0
+    proc = run_cli(
+        [
+            "train.py",
+            f"paths.root_dir={tmp_path}",
+            "data=prepared",
+            f"data.data_dir={tmp_path / 'prepared'}",
+            *TINY_MODEL,
+            "data.batch_size=8",
+            "trainer.max_steps=3",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "sample.max_new_tokens=5",
+        ],
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--- sample ---" in proc.stdout
+
+
+def test_bad_inputs(tmp_path):
+    assert_user_error(prepare(tmp_path, tmp_path / "missing.jsonl"), "No data files found")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert_user_error(prepare(tmp_path, empty), "the corpus has no documents")
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"caf\xe9 " * 100)
+    assert_user_error(prepare(tmp_path, bad), "not UTF-8")
+    good = tmp_path / "good.txt"
+    good.write_text("Some text. " * 50)
+    proc = run_cli(
+        [
+            "scripts/prepare.py",
+            "data=local",
+            f"data.source.path={good}",
+            "data.tokenizer.kind=sentencepiece",
+            f"data.data_dir={tmp_path / 'x'}",
+        ],
+        cwd=ROOT,
+    )
+    assert_user_error(proc, "Unknown tokenizer kind 'sentencepiece'")
+
+
+def test_filters_and_char_tokenizer_end_to_end(tmp_path):
+    stories = generate_stories(60, seed=5)
+    eval_text = stories[0]  # an "eval set" whose text also sits in the training data
+    (tmp_path / "eval.txt").write_text(eval_text)
+    docs = stories + stories[10:20] + ["tiny"]  # 10 exact duplicates and one short doc
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": d}) for d in docs))
+    proc = prepare(
+        tmp_path,
+        corpus,
+        "data.filters.min_chars=20",
+        "data.tokenizer.kind=char",
+        "+data.filters.decontaminate.n=13",
+        f"+data.filters.decontaminate.eval_sets.story0.path={tmp_path / 'eval.txt'}",
+        "+data.filters.decontaminate.eval_sets.story0.kind=files",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["filters_removed"]["min_length"] == {"too_short": 1}
+    assert report["filters_removed"]["exact_dedup"] == {"duplicate": 10}
+    assert report["filters_removed"]["decontaminate_drop"]["story0"] >= 1
+    assert report["train"]["num_documents"] + report["val"]["num_documents"] <= 59
+    from parrot_lm.data.shards import read_meta
+    from parrot_lm.data.tokenizer import load_tokenizer
+
+    meta = read_meta(tmp_path / "prepared")
+    enc = load_tokenizer(meta["tokenizer"], tmp_path / "prepared")
+    assert meta["tokenizer"]["kind"] == "char" and enc.n_vocab < 100
+    assert enc.decode(enc.encode_ordinary("Once upon a time")) == "Once upon a time"

@@ -1,0 +1,79 @@
+"""Local files of every supported type load through the same datasets path as the hub."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from parrot_lm.data.sources import iter_documents, resolve_files
+from parrot_lm.errors import DataError
+
+DOCS = ["First story.\nIt has two lines.", "Second story, one line.", "Third: ünïcödé ✓."]
+
+
+def files_source(path, **kw):
+    return {"kind": "files", "path": str(path), **kw}
+
+
+def test_txt_folder_one_document_per_file(tmp_path):
+    for i, doc in enumerate(DOCS):
+        (tmp_path / "corpus" / f"sub{i % 2}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "corpus" / f"sub{i % 2}" / f"{i}.txt").write_text(doc, encoding="utf-8")
+    got = list(iter_documents(files_source(tmp_path / "corpus")))
+    assert sorted(d.strip() for d in got) == sorted(DOCS)
+
+
+def test_txt_by_line(tmp_path):
+    (tmp_path / "a.txt").write_text("one\ntwo\nthree\n")
+    got = list(iter_documents(files_source(tmp_path / "a.txt", sample_by="line")))
+    assert got == ["one", "two", "three"]
+
+
+def test_jsonl_with_text_field_and_limit(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(json.dumps({"body": d, "id": i}) for i, d in enumerate(DOCS)))
+    assert list(iter_documents(files_source(path, text_field="body"))) == DOCS
+    assert list(iter_documents(files_source(path, text_field="body", limit=2))) == DOCS[:2]
+    with pytest.raises(DataError, match="no field 'text'"):
+        list(iter_documents(files_source(path)))
+
+
+def test_parquet_glob(tmp_path):
+    for i in range(2):
+        pq.write_table(pa.table({"text": DOCS[i::2]}), tmp_path / f"part-{i}.parquet")
+    got = list(iter_documents(files_source(tmp_path / "part-*.parquet")))
+    assert got == DOCS[0::2] + DOCS[1::2]
+
+
+def test_non_utf8_is_rejected_or_replaced(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9 au lait")
+    with pytest.raises(DataError, match="not UTF-8"):
+        list(iter_documents(files_source(tmp_path / "bad.txt")))
+    got = list(iter_documents(files_source(tmp_path / "bad.txt", encoding_errors="replace")))
+    assert got == ["caf\ufffd au lait"]
+
+
+def test_missing_and_mixed_paths(tmp_path):
+    with pytest.raises(DataError, match="No data files found"):
+        resolve_files(tmp_path / "missing.txt")
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "b.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="must all be one of"):
+        resolve_files(tmp_path)
+
+
+def test_hub_failure_is_one_sentence(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match="Could not load hub dataset 'roneneldan/TinyStories'"):
+        list(iter_documents({"kind": "hub", "name": "roneneldan/TinyStories"}))
+
+
+def test_unknown_kind():
+    with pytest.raises(DataError, match="Unknown data source kind"):
+        list(iter_documents({"kind": "ftp"}))
