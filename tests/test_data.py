@@ -148,3 +148,42 @@ def test_datamodule_batches(tmp_path):
     enc = dm.load_tokenizer()
     assert enc.n_vocab == json.loads((tmp_path / "meta.json").read_text())["vocab_size"]
     assert enc.decode(enc.encode_ordinary("Once upon a time")) == "Once upon a time"
+
+
+def test_many_shards_and_parallel_workers_give_the_same_tokens(tmp_path):
+    one = prepare_corpus(tmp_path / "one", SOURCE, BPE, shard_tokens=10**9)
+    many = prepare_corpus(tmp_path / "many", SOURCE, BPE, workers=2, shard_tokens=2_000)
+    shards = many["splits"]["train"]["shards"]
+    assert len(shards) > 3 and all(s["num_tokens"] <= 2_000 for s in shards)
+    assert verify_shards(tmp_path / "many", many) == []
+    joined = np.concatenate(
+        [np.fromfile(tmp_path / "many" / s["file"], dtype=np.uint16) for s in shards]
+    )
+    single = np.fromfile(tmp_path / "one" / "train_000.bin", dtype=np.uint16)
+    assert np.array_equal(joined, single)
+    assert one["splits"]["train"]["num_tokens"] == many["splits"]["train"]["num_tokens"]
+
+    dm = TokenDataModule(str(tmp_path / "many"), context_length=16, batch_size=4)
+    dm.prepare_data()  # no source: reads the prepared corpus as it is
+    dm.setup("fit")
+    assert len(dm.train_set) == sum((s["num_tokens"] - 17) // 16 + 1 for s in shards)
+
+
+def test_interrupted_prepare_leaves_no_valid_artifact(tmp_path):
+    def boom():
+        yield from ["A first document, long enough." * 3] * 50
+        raise KeyboardInterrupt
+
+    import parrot_lm.data.prepare as prepare_mod
+
+    real = prepare_mod.iter_documents
+    prepare_mod.iter_documents = lambda source: boom()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_corpus(tmp_path, {"kind": "files", "path": "x"}, BPE)
+    finally:
+        prepare_mod.iter_documents = real
+    assert not (tmp_path / "meta.json").exists()
+    assert not list(tmp_path.glob(".work-*"))  # the spill area is cleaned up
+    with pytest.raises(DataError, match="no meta.json"):
+        read_meta(tmp_path)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.filters import (
@@ -22,8 +22,15 @@ from parrot_lm.data.filters import (
     MinLength,
     apply_filters,
 )
-from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta, write_tokens
+from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta
 from parrot_lm.data.sources import iter_documents
+from parrot_lm.data.writer import (
+    DEFAULT_SHARD_TOKENS,
+    ShardWriter,
+    encode_split,
+    read_spilled,
+    spill_documents,
+)
 from parrot_lm.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -60,23 +67,6 @@ def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
     return filters
 
 
-def load_documents(source: dict[str, Any], filters: list[DocFilter] = ()) -> list[str]:
-    """The source's documents that pass the filters (held in memory: fine up to a few GB)."""
-    docs = list(apply_filters(iter_documents(source), filters))
-    if not docs:
-        reason = "after filtering" if filters else "; check its path"
-        raise DataError(f"The {source.get('kind')} source yielded no documents {reason}.")
-    return docs
-
-
-def split_documents(docs: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
-    """The last val_fraction of documents (at least one) is validation; never shuffled across."""
-    if len(docs) < 2:
-        raise DataError(f"The corpus has {len(docs)} document(s); at least 2 are needed.")
-    n_val = min(len(docs) - 1, max(1, round(len(docs) * val_fraction)))
-    return docs[:-n_val], docs[-n_val:]
-
-
 def build_tokenizer(spec: dict[str, Any], train_docs: list[str], data_dir: Path):
     """Make (and save, for `bpe` and `char`) the tokenizer from the train split only;
     return (tokenizer, meta entry)."""
@@ -104,8 +94,13 @@ def prepare_corpus(
     val_fraction: float = 0.05,
     force: bool = False,
     filters: dict[str, Any] | None = None,
+    workers: int | None = None,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
 ) -> dict[str, Any]:
-    """Return the meta of a valid artifact for this config, building it if needed."""
+    """Return the meta of a valid artifact for this config, building it if needed.
+
+    workers: tokenizer processes (None: one for small corpora, up to 8 for large ones).
+    """
     data_dir = Path(data_dir)
     if tokenizer.get("kind") not in TOKENIZER_KINDS:  # fail before reading any data
         raise DataError(
@@ -131,27 +126,61 @@ def prepare_corpus(
     (data_dir / META_FILE).unlink(missing_ok=True)
 
     log.info("Preparing %s into %s", source.get("kind"), data_dir)
-    doc_filters = build_filters(filters)
-    docs = load_documents(source, doc_filters)
-    replaced = sum("\ufffd" in d for d in docs)
-    if replaced:
-        log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", replaced)
-    train_docs, val_docs = split_documents(docs, val_fraction)
-    enc, tok_entry = build_tokenizer(tokenizer, train_docs, data_dir)
-    dtype = dtype_for_vocab(enc.n_vocab)
-    splits = {}
-    for name, docs in (("train", train_docs), ("val", val_docs)):
-        ids = np.fromiter(
-            (t for doc in tok.encode_documents(enc, docs) for t in doc), dtype=np.int64
+    work = data_dir / f".work-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        meta = _build(
+            data_dir, work, source, tokenizer, val_fraction, filters, workers, shard_tokens, digest
         )
-        shard = write_tokens(data_dir / f"{name}_000.bin", ids.astype(dtype))
-        splits[name] = {
-            "num_documents": len(docs),
-            "num_tokens": shard["num_tokens"],
-            "num_bytes": sum(len(d.encode()) for d in docs),
-            "max_token_id": int(ids.max()),
-            "shards": [shard],
-        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info(
+        "Prepared %s train / %s val tokens, vocab %d",
+        f"{meta['splits']['train']['num_tokens']:,}",
+        f"{meta['splits']['val']['num_tokens']:,}",
+        meta["vocab_size"],
+    )
+    return meta
+
+
+def _build(
+    data_dir: Path,
+    work: Path,
+    source: dict[str, Any],
+    tokenizer: dict[str, Any],
+    val_fraction: float,
+    filters: dict[str, Any] | None,
+    workers: int | None,
+    shard_tokens: int,
+    digest: str,
+) -> dict[str, Any]:
+    doc_filters = build_filters(filters)
+    counts = spill_documents(apply_filters(iter_documents(source), doc_filters), work, val_fraction)
+    if counts["train"] + counts["val"] == 0:
+        reason = "after filtering" if doc_filters else "; check its path"
+        raise DataError(f"The {source.get('kind')} source yielded no documents {reason}.")
+    if counts["train"] == 0:
+        raise DataError("The corpus has 1 document; at least 2 are needed (train and val).")
+    if counts["replaced"]:
+        log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
+    sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))
+    enc, tok_entry = build_tokenizer(
+        tokenizer, read_spilled(work / "train.jsonl", sample_bytes), data_dir
+    )
+    dtype = dtype_for_vocab(enc.n_vocab)
+    if workers is None:  # processes only pay off once there is real work
+        big = (work / "train.jsonl").stat().st_size > 64 * 2**20
+        workers = min(8, os.cpu_count() or 1) if big else 1
+    splits = {}
+    for name in ("train", "val"):
+        writer = ShardWriter(data_dir, name, dtype, shard_tokens)
+        docs = read_spilled(work / f"{name}.jsonl")
+        splits[name] = encode_split(tok_entry, data_dir, docs, writer, workers, f"tokenize {name}")
+    keep = {shard["file"] for split in splits.values() for shard in split["shards"]}
+    for stale in data_dir.glob("*_[0-9][0-9][0-9].bin"):  # shards of an older artifact
+        if stale.name not in keep:
+            stale.unlink()
     meta = {
         "source": source,
         "tokenizer": {**tok_entry, "vocab_size": enc.n_vocab, "eot_id": enc.eot_token},
@@ -160,15 +189,8 @@ def prepare_corpus(
         "dtype": dtype.name,
         "val_fraction": val_fraction,
         "filters": [f.stats.to_dict() for f in doc_filters],
-        "docs_with_replacement_chars": replaced,
+        "docs_with_replacement_chars": counts["replaced"],
         "config_hash": digest,
         "splits": splits,
     }
-    meta = write_meta(data_dir, meta)
-    log.info(
-        "Prepared %s train / %s val tokens, vocab %d",
-        f"{splits['train']['num_tokens']:,}",
-        f"{splits['val']['num_tokens']:,}",
-        enc.n_vocab,
-    )
-    return meta
+    return write_meta(data_dir, meta)

@@ -1,0 +1,176 @@
+"""Streaming corpus writing: documents are spilled to disk as they arrive and tokens are written
+shard by shard, so memory stays bounded whatever the size of the corpus.
+
+Each shard is written under a temporary name and renamed when complete; meta.json (written by
+the caller, last) is what makes the set of shards a valid artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parrot_lm.data import tokenizer as tok
+from parrot_lm.errors import DataError
+
+DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16 per shard
+BATCH_DOCS = 256  # documents per encoding task
+
+
+def spill_documents(docs: Iterable[str], work: Path, val_fraction: float) -> dict[str, int]:
+    """Write documents to work/{train,val}.jsonl as they stream by; every k-th one (k = 1 /
+    val_fraction) goes to val, and the last train document does if val would stay empty."""
+    every = max(2, round(1 / val_fraction)) if val_fraction > 0 else 0
+    counts = {"train": 0, "val": 0, "replaced": 0}
+    held: str | None = None  # the latest train doc, written once the next one arrives
+    with open(work / "train.jsonl", "w") as train, open(work / "val.jsonl", "w") as val:
+        for i, doc in enumerate(docs):
+            counts["replaced"] += "\ufffd" in doc
+            if every and i % every == every - 1:
+                val.write(json.dumps(doc) + "\n")
+                counts["val"] += 1
+                continue
+            if held is not None:
+                train.write(json.dumps(held) + "\n")
+                counts["train"] += 1
+            held = doc
+        if held is not None:
+            if counts["val"] == 0 and counts["train"] > 0:
+                val.write(json.dumps(held) + "\n")
+                counts["val"] += 1
+            else:
+                train.write(json.dumps(held) + "\n")
+                counts["train"] += 1
+    return counts
+
+
+def read_spilled(path: Path, max_bytes: int | None = None) -> Iterator[str]:
+    """Documents back from a spill file, optionally only the first max_bytes of text."""
+    seen = 0
+    with open(path) as f:
+        for line in f:
+            doc = json.loads(line)
+            seen += len(doc)
+            if max_bytes is not None and seen > max_bytes and seen != len(doc):
+                return
+            yield doc
+
+
+def batches(docs: Iterable[str], size: int = BATCH_DOCS) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ShardWriter:
+    """Appends token arrays to {split}_000.bin, {split}_001.bin, ... of at most shard_tokens
+    tokens each, hashing as it writes."""
+
+    def __init__(self, data_dir: Path, split: str, dtype: np.dtype, shard_tokens: int) -> None:
+        self.data_dir, self.split, self.dtype = data_dir, split, np.dtype(dtype)
+        self.shard_tokens = shard_tokens
+        self.shards: list[dict[str, Any]] = []
+        self._file = None
+
+    def _open(self) -> None:
+        name = f"{self.split}_{len(self.shards):03d}.bin"
+        self._tmp = self.data_dir / f".{name}.tmp-{os.getpid()}"
+        self._final = self.data_dir / name
+        self._file = open(self._tmp, "wb")
+        self._hash = hashlib.sha256()
+        self._count = 0
+
+    def _close_shard(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self._final)
+        self.shards.append(
+            {"file": self._final.name, "num_tokens": self._count, "sha256": self._hash.hexdigest()}
+        )
+        self._file = None
+
+    def write(self, ids: np.ndarray) -> None:
+        ids = ids.astype(self.dtype, copy=False)
+        while ids.size:
+            if self._file is None:
+                self._open()
+            room = self.shard_tokens - self._count
+            chunk, ids = ids[:room], ids[room:]
+            data = chunk.tobytes()
+            self._file.write(data)
+            self._hash.update(data)
+            self._count += chunk.size
+            if self._count == self.shard_tokens:
+                self._close_shard()
+
+    def close(self) -> list[dict[str, Any]]:
+        if self._file is not None:
+            self._close_shard()
+        return self.shards
+
+
+_worker_tokenizer: Any = None
+
+
+def _init_worker(entry: dict[str, Any], data_dir: str) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = tok.load_tokenizer(entry, Path(data_dir))
+
+
+def _encode_batch(docs: list[str]) -> np.ndarray:
+    ids = tok.encode_documents(_worker_tokenizer, docs)
+    return np.fromiter((t for doc in ids for t in doc), dtype=np.int64)
+
+
+def encode_split(
+    entry: dict[str, Any],
+    data_dir: Path,
+    docs: Iterable[str],
+    writer: ShardWriter,
+    workers: int = 1,
+    progress: str | None = None,
+) -> dict[str, int]:
+    """Tokenize docs (EOT after each) into the writer, in order; returns counts for meta.json."""
+    from tqdm import tqdm
+
+    stats = {"num_documents": 0, "num_tokens": 0, "num_bytes": 0, "max_token_id": -1}
+
+    def counted(stream: Iterable[str]) -> Iterator[list[str]]:
+        for batch in batches(stream):
+            stats["num_documents"] += len(batch)
+            stats["num_bytes"] += sum(len(d.encode()) for d in batch)
+            yield batch
+
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(entry, str(data_dir)))
+        encoded = pool.imap(_encode_batch, counted(docs), chunksize=4)
+    else:
+        pool = None
+        _init_worker(entry, str(data_dir))
+        encoded = map(_encode_batch, counted(docs))
+    try:
+        for ids in tqdm(encoded, desc=progress, unit="batch", disable=progress is None):
+            if ids.size:
+                stats["max_token_id"] = max(stats["max_token_id"], int(ids.max()))
+                stats["num_tokens"] += int(ids.size)
+                writer.write(ids)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    if stats["num_tokens"] == 0:
+        raise DataError(f"The {writer.split} split has no tokens.")
+    return {**stats, "shards": writer.close()}
