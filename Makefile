@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train prepare test lint format tensorboard clean distclean
+.PHONY: help install train download prepare test lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ install: $(STAMP) ## create .venv and install ParrotLM with dev tools (idempoten
 
 train: $(STAMP) ## train the tiny default model on the embedded stories (offline, CPU-friendly)
 	$(PY) train.py $(ARGS)
+
+download: $(STAMP) ## fetch lid.176.ftz (and corpora: make download ARGS="lid data=tinystories")
+	$(PY) scripts/download.py $(or $(ARGS),lid)
 
 prepare: $(STAMP) ## prepare a corpus: make prepare ARGS="data=local data.source.path=corpus/"
 	$(PY) scripts/prepare.py $(ARGS)
