@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare test lint format tensorboard clean distclean
+.PHONY: help install train download prepare test bench lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ prepare: $(STAMP) ## prepare a corpus: make prepare ARGS="data=local data.source
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP) ## measure ratios (tokenization vs raw tiktoken, prepare memory); writes outputs/bench/
+	$(PY) scripts/bench.py $(ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,64 @@
+"""`make bench`: print a table of measured ratios and write it under outputs/bench/.
+
+python scripts/bench.py            # the full sizes
+python scripts/bench.py --quick    # tiny sizes (what the tests run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput  # noqa: E402
+
+
+def main(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds not minutes")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
+    args = parser.parse_args(argv)
+    docs = 400 if args.quick else 40_000
+    results = {
+        "tokenize": tokenize_throughput(docs, repeats=1 if args.quick else 3),
+        "prepare_memory": prepare_peak_memory(200 if args.quick else 100_000),
+    }
+    t, m = results["tokenize"], results["prepare_memory"]
+    rows = [
+        (
+            "tokenize: raw tiktoken encode_ordinary_batch (tokens/s)",
+            f"{t['raw_tiktoken_tokens_per_s']:,.0f}",
+        ),
+        (
+            "tokenize: pipeline, 1 process (tokens/s)",
+            f"{t['pipeline_1_process_tokens_per_s']:,.0f}",
+        ),
+        (
+            "tokenize: pipeline, 2 processes (tokens/s)",
+            f"{t['pipeline_2_processes_tokens_per_s']:,.0f}",
+        ),
+        (
+            "tokenize: pipeline / raw, 1 process (target >= 0.8)",
+            f"{t['ratio_1_process_vs_raw']:.2f}",
+        ),
+        ("tokenize: pipeline / raw, 2 processes", f"{t['ratio_2_processes_vs_raw']:.2f}"),
+        (
+            f"prepare peak RSS, {m['documents'][0]:,} vs {m['documents'][1]:,} docs (MiB)",
+            f"{m['peak_rss_mib'][0]:.0f} vs {m['peak_rss_mib'][1]:.0f}",
+        ),
+        ("prepare peak RSS ratio, 2x corpus (target ~1.0, flat)", f"{m['ratio_2x_vs_1x']:.2f}"),
+    ]
+    table = "| measurement | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.md").write_text(table + "\n")
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,16 @@
+"""The bench runs end to end at tiny sizes and writes its table; it asserts no timings."""
+
+import json
+
+from tests.conftest import ROOT, run_cli
+
+
+def test_bench_quick_writes_table_and_json(tmp_path):
+    proc = run_cli(["scripts/bench.py", "--quick", "--out", str(tmp_path)], cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pipeline / raw" in proc.stdout
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["tokenize"]["tokens"] > 10_000
+    assert results["tokenize"]["raw_tiktoken_tokens_per_s"] > 0
+    assert len(results["prepare_memory"]["peak_rss_mib"]) == 2
+    assert (tmp_path / "bench.md").read_text().startswith("| measurement | value |")
