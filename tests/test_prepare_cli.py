@@ -72,6 +72,17 @@ def test_train_on_prepared_local_corpus(tmp_path, corpus):
     assert "--- sample ---" in proc.stdout
 
 
+def test_missing_eval_set_is_one_sentence(tmp_path, corpus):
+    proc = prepare(
+        tmp_path,
+        corpus,
+        "+data.filters.decontaminate.eval_sets.owt_eval.kind=files",
+        f"+data.filters.decontaminate.eval_sets.owt_eval.path={tmp_path / 'no_such_eval'}",
+    )
+    assert_user_error(proc, "No data files found")
+    assert not (tmp_path / "prepared" / "meta.json").exists()
+
+
 def test_bad_inputs(tmp_path):
     assert_user_error(prepare(tmp_path, tmp_path / "missing.jsonl"), "No data files found")
     empty = tmp_path / "empty.jsonl"
@@ -124,3 +135,26 @@ def test_filters_and_char_tokenizer_end_to_end(tmp_path):
     enc = load_tokenizer(meta["tokenizer"], tmp_path / "prepared")
     assert meta["tokenizer"]["kind"] == "char" and enc.n_vocab < 100
     assert enc.decode(enc.encode_ordinary("Once upon a time")) == "Once upon a time"
+
+    # Independently of the filter's hashing: decode the written training tokens and look for
+    # every 13-word sequence of the eval text with plain string code.
+    import re
+
+    import numpy as np
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"[^\W_]+", text.lower())
+        return {tuple(words[i : i + 13]) for i in range(len(words) - 12)}
+
+    eval_grams = grams(eval_text)
+    assert eval_grams
+    for split in ("train", "val"):
+        ids = np.concatenate(
+            [
+                np.fromfile(tmp_path / "prepared" / s["file"], dtype=meta["dtype"])
+                for s in meta["splits"][split]["shards"]
+            ]
+        )
+        docs = enc.decode(ids.tolist()).split("<|endoftext|>")
+        assert len(docs) > 1
+        assert not any(grams(doc) & eval_grams for doc in docs)
