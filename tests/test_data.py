@@ -8,7 +8,8 @@ from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.data.dataset import TokenWindows
 from parrot_lm.data.prepare import prepare_corpus
-from parrot_lm.data.shards import dtype_for_vocab, read_meta, verify_shards, write_tokens
+from parrot_lm.data.shards import dtype_for_vocab, read_meta, verify_shards
+from parrot_lm.data.writer import ShardWriter
 from parrot_lm.errors import DataError
 
 TEXTS = [
@@ -53,10 +54,12 @@ def test_dtype_for_vocab():
     assert dtype_for_vocab(100277) == np.uint32
 
 
-def make_shard(tmp_path, tokens, name="s.bin", dtype=np.uint16):
+def make_shard(tmp_path, tokens, name="s", dtype=np.uint16):
     arr = np.asarray(tokens, dtype=dtype)
-    write_tokens(tmp_path / name, arr)
-    return tmp_path / name, arr.size
+    writer = ShardWriter(tmp_path, name, np.dtype(dtype), shard_tokens=10**9)
+    writer.write(arr)
+    (shard,) = writer.close()
+    return tmp_path / shard["file"], arr.size
 
 
 def test_windows_shift_targets_by_one(tmp_path):
@@ -74,8 +77,8 @@ def test_windows_shift_targets_by_one(tmp_path):
 
 
 def test_windows_span_several_shards_and_uint32(tmp_path):
-    a = make_shard(tmp_path, range(70_000, 70_020), "a.bin", np.uint32)
-    b = make_shard(tmp_path, range(80_000, 80_030), "b.bin", np.uint32)
+    a = make_shard(tmp_path, range(70_000, 70_020), "a", np.uint32)
+    b = make_shard(tmp_path, range(80_000, 80_030), "b", np.uint32)
     ds = TokenWindows([a, b], "uint32", context_length=9)
     assert len(ds) == 2 + 3
     assert ds[1][0][0].item() == 70_009

@@ -49,6 +49,7 @@ class TokenDataModule(L.LightningDataModule):
         self.name = name
         self.train_set: TokenWindows | None = None
         self.val_set: TokenWindows | None = None
+        self._tokenizer: Tokenizer | None = None
 
     def prepare_data(self) -> None:
         if self.source is not None:
@@ -69,7 +70,10 @@ class TokenDataModule(L.LightningDataModule):
         return read_meta(self.data_dir)
 
     def load_tokenizer(self) -> Tokenizer:
-        return load_tokenizer(self.meta["tokenizer"], self.data_dir)
+        """Loaded once per data module: samples ask for it at every validation."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.meta["tokenizer"], self.data_dir)
+        return self._tokenizer
 
     def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:
         if split not in meta["splits"]:

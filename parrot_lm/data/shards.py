@@ -40,16 +40,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_tokens(path: Path, tokens: np.ndarray) -> dict[str, Any]:
-    """Write one shard atomically and return its meta entry."""
-    atomic_write_bytes(path, tokens.tobytes())
-    return {
-        "file": path.name,
-        "num_tokens": int(tokens.size),
-        "sha256": sha256_file(path),
-    }
-
-
 def write_meta(data_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Write meta.json last and atomically; returns what was written."""
     meta = {"format": FORMAT, **meta}

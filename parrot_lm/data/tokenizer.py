@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
@@ -350,5 +351,7 @@ Tokenizer = tiktoken.Encoding | CharTokenizer
 
 def encode_documents(enc: Tokenizer, docs: list[str]) -> list[list[int]]:
     """Encode documents as ordinary text (specials in the text are not special), EOT after each."""
-    eot = enc.eot_token
-    return [ids + [eot] for ids in enc.encode_ordinary_batch(docs, num_threads=2)]
+    encoded = enc.encode_ordinary_batch(docs, num_threads=os.cpu_count() or 1)
+    for ids in encoded:  # fresh lists from the tokenizer: appending in place saves a copy
+        ids.append(enc.eot_token)
+    return encoded

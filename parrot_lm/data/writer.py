@@ -133,9 +133,7 @@ def _init_worker(entry: dict[str, Any], data_dir: str) -> None:
 
 def _encode_batch(docs: list[str]) -> np.ndarray:
     """One flat array: each document's ids followed by EOT."""
-    encoded = _worker_tokenizer.encode_ordinary_batch(docs, num_threads=os.cpu_count() or 1)
-    for ids in encoded:  # fresh lists from the tokenizer: appending in place is safe
-        ids.append(_worker_tokenizer.eot_token)
+    encoded = tok.encode_documents(_worker_tokenizer, docs)
     total = sum(len(ids) for ids in encoded)
     return np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64, count=total)
 
