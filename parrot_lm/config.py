@@ -56,6 +56,7 @@ class DataSchema:
     source: dict[str, Any] | None = None
     tokenizer: dict[str, Any] | None = None
     filters: dict[str, Any] | None = None
+    val_source: dict[str, Any] | None = None
     val_fraction: float = 0.05
     context_length: int = 1024
     batch_size: int = 16

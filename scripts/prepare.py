@@ -23,6 +23,8 @@ from parrot_lm.data.prepare import prepare_corpus  # noqa: E402
 from parrot_lm.data.shards import read_meta, verify_shards  # noqa: E402
 from parrot_lm.errors import DataError  # noqa: E402
 
+FILTER_REPORT_KEYS = ("docs_in", "docs_out", "tokens_in", "tokens_out", "removed")
+
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
@@ -44,6 +46,7 @@ def main(argv: list[str]) -> None:
             data["val_fraction"],
             force=args.force,
             filters=data.get("filters"),
+            val_source=data.get("val_source"),
         )
     elif args.force:
         raise DataError("--force needs a data config with a source to rebuild from.")
@@ -63,7 +66,10 @@ def main(argv: list[str]) -> None:
     report = {
         "data_dir": str(data_dir),
         "vocab_size": meta["vocab_size"],
-        "filters_removed": {f["name"]: f["removed"] for f in meta.get("filters", [])},
+        "filters": {
+            f["name"]: {k: f[k] for k in FILTER_REPORT_KEYS if k in f}
+            for f in meta.get("filters", [])
+        },
         **summary,
     }
     print(json.dumps(report, indent=2))

@@ -32,6 +32,8 @@ def test_min_length_drops_short_docs_and_counts_them():
         "docs_out": 2,
         "chars_in": sum(map(len, docs)),
         "chars_out": 25,
+        "tokens_in": None,
+        "tokens_out": None,
         "removed": {"too_short": 3},
     }
 

@@ -124,9 +124,18 @@ def test_filters_and_char_tokenizer_end_to_end(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    assert report["filters_removed"]["min_length"] == {"too_short": 1}
-    assert report["filters_removed"]["exact_dedup"] == {"duplicate": 10}
-    assert report["filters_removed"]["decontaminate_drop"]["story0"] >= 1
+    filters = report["filters"]
+    assert filters["min_length"]["removed"] == {"too_short": 1}
+    assert filters["exact_dedup"]["removed"] == {"duplicate": 10}
+    assert filters["decontaminate_drop"]["removed"]["story0"] >= 1
+    assert filters["min_length"]["docs_in"] == len(docs)
+    # Tokens per filter, counted with the corpus's char tokenizer (one token per character).
+    assert filters["min_length"]["tokens_in"] - filters["min_length"]["tokens_out"] == len("tiny")
+    dup = filters["exact_dedup"]
+    assert dup["tokens_in"] - dup["tokens_out"] == sum(map(len, stories[10:20]))
+    assert filters["min_length"]["tokens_out"] == dup["tokens_in"]
+    written = sum(report[s]["num_tokens"] - report[s]["num_documents"] for s in ("train", "val"))
+    assert filters["decontaminate_drop"]["tokens_out"] == written
     assert report["train"]["num_documents"] + report["val"]["num_documents"] <= 59
     from parrot_lm.data.shards import read_meta
     from parrot_lm.data.tokenizer import load_tokenizer
@@ -158,3 +167,28 @@ def test_filters_and_char_tokenizer_end_to_end(tmp_path):
         docs = enc.decode(ids.tolist()).split("<|endoftext|>")
         assert len(docs) > 1
         assert not any(grams(doc) & eval_grams for doc in docs)
+
+
+def test_val_source_is_the_val_split_and_decontaminates_train(tmp_path):
+    """The openwebtext layout on local files: a seeded holdout is the val split, the rest is
+    trained on, and training documents sharing a 13-gram with the held-out part are dropped."""
+    stories = generate_stories(200, seed=3)
+    corpus = tmp_path / "owt.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": d}) for d in stories))
+    holdout = "{test_size: 0.1, seed: 2357, part: %s}"
+    src = {"kind": "files", "path": str(corpus), "cache_dir": str(tmp_path / "hf")}
+    args = [f"data.source.path={corpus}", f"+data.source.cache_dir={tmp_path / 'hf'}"]
+    args += [f"+data.source.holdout={holdout % 'train'}"]
+    args += ["+data.val_source={" + ", ".join(f"{k}: '{v}'" for k, v in src.items()) + "}"]
+    args += [f"+data.val_source.holdout={holdout % 'test'}"]
+    args += ["+data.filters.decontaminate={n: 13, eval_sets: {owt_eval: ${data.val_source}}}"]
+    proc = run_cli(
+        ["scripts/prepare.py", "data=local", *args, f"data.data_dir={tmp_path / 'p'}"], cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["val"]["num_documents"] == 20
+    dec = report["filters"]["decontaminate_drop"]
+    assert dec["docs_in"] == 180 and report["train"]["num_documents"] == dec["docs_out"]
+    # Templated stories share phrases, so some training stories overlap the held-out ones.
+    assert dec["removed"]["owt_eval"] == 180 - dec["docs_out"] > 0

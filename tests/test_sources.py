@@ -77,3 +77,23 @@ def test_hub_failure_is_one_sentence(monkeypatch):
 def test_unknown_kind():
     with pytest.raises(DataError, match="Unknown data source kind"):
         list(iter_documents({"kind": "ftp"}))
+
+
+def test_holdout_split_is_seeded_disjoint_and_complete(tmp_path):
+    """nanoGPT's OWT val split is `train_test_split(test_size, seed)`'s test part; both parts
+    come from the same seeded permutation, so they partition the corpus the same way each time."""
+    docs = [f"document number {i}" for i in range(400)]
+    path = tmp_path / "owt.jsonl"
+    path.write_text("\n".join(json.dumps({"text": d}) for d in docs))
+
+    def part(name, seed=2357):
+        holdout = {"test_size": 0.05, "seed": seed, "part": name}
+        return list(iter_documents(files_source(path, holdout=holdout, cache_dir=str(tmp_path))))
+
+    test, train = part("test"), part("train")
+    assert len(test) == 20 and len(train) == 380
+    assert sorted(test + train) == sorted(docs)
+    assert part("test") == test
+    assert test != docs[-20:] and set(part("test", seed=1)) != set(test)  # shuffled by the seed
+    with pytest.raises(DataError, match="part must be 'train' or 'test'"):
+        part("val")

@@ -31,6 +31,7 @@ class TokenDataModule(L.LightningDataModule):
         source: dict[str, Any] | None = None,
         tokenizer: dict[str, Any] | None = None,
         filters: dict[str, Any] | None = None,
+        val_source: dict[str, Any] | None = None,
         val_fraction: float = 0.05,
         num_workers: int = 0,
         seed: int = 0,
@@ -43,6 +44,7 @@ class TokenDataModule(L.LightningDataModule):
         self.source = source
         self.tokenizer_spec = tokenizer
         self.filters = filters
+        self.val_source = val_source
         self.val_fraction = val_fraction
         self.num_workers = num_workers
         self.seed = seed
@@ -61,6 +63,7 @@ class TokenDataModule(L.LightningDataModule):
                 self.tokenizer_spec,
                 self.val_fraction,
                 filters=self.filters,
+                val_source=self.val_source,
             )
         else:
             read_meta(self.data_dir)

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +31,8 @@ class FilterStats:
     docs_out: int = 0
     chars_in: int = 0
     chars_out: int = 0
+    tokens_in: int | None = None  # filled once the tokenizer exists (see count_filter_tokens)
+    tokens_out: int | None = None
     removed: dict[str, int] = field(default_factory=dict)  # reason -> documents
 
     def to_dict(self) -> dict:
@@ -56,16 +58,39 @@ class DocFilter(Protocol):
         ...
 
 
-def apply_filters(docs: Iterable[str], filters: Sequence[DocFilter]) -> Iterator[str]:
-    """Stream documents through the filters in order; a document dropped by one goes no further."""
+RemovedHook = Callable[[int, str, str | None], None]
+
+
+def apply_filters(
+    docs: Iterable[str], filters: Sequence[DocFilter], on_change: RemovedHook | None = None
+) -> Iterator[str]:
+    """Stream documents through the filters in order; a document dropped by one goes no further.
+
+    on_change(i, text_in, text_out) is called whenever filter i drops (text_out None) or cuts a
+    document, so what was removed can be measured in tokens once a tokenizer exists.
+    """
     for doc in docs:
         out: str | None = doc
-        for f in filters:
+        for i, f in enumerate(filters):
+            before = out
             out = f(out)
+            if on_change is not None and out != before:
+                on_change(i, before, out)
             if out is None:
                 break
         else:
             yield out
+
+
+def count_filter_tokens(
+    stats: Sequence[FilterStats], removed_tokens: Sequence[int], kept_tokens: int
+) -> None:
+    """Fill tokens_in/out of a filter chain from the tokens each filter removed and the tokens
+    that came out of the last one: each filter's output is exactly the next one's input."""
+    out = kept_tokens
+    for st, removed in zip(reversed(stats), reversed(removed_tokens), strict=True):
+        st.tokens_out, st.tokens_in = out, out + removed
+        out = st.tokens_in
 
 
 class MinLength:

@@ -21,6 +21,7 @@ from parrot_lm.data.filters import (
     LanguageFilter,
     MinLength,
     apply_filters,
+    count_filter_tokens,
 )
 from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta
 from parrot_lm.data.sources import iter_documents
@@ -39,11 +40,17 @@ TOKENIZER_KINDS = ("bpe", "char", "gpt2", "byte")
 
 
 def config_hash(
-    source: dict, tokenizer: dict, val_fraction: float, filters: dict | None = None
+    source: dict,
+    tokenizer: dict,
+    val_fraction: float,
+    filters: dict | None = None,
+    val_source: dict | None = None,
 ) -> str:
     blob = {"source": source, "tokenizer": tokenizer, "val_fraction": val_fraction}
     if filters:  # absent from the hash when unused, so older artifacts stay valid
         blob["filters"] = filters
+    if val_source:
+        blob["val_source"] = val_source
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -62,7 +69,9 @@ def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
         )
     if spec.get("decontaminate"):
         dec = spec["decontaminate"]
-        eval_sets = {name: list(iter_documents(src)) for name, src in dec["eval_sets"].items()}
+        eval_sets = {  # a null entry switches off an inherited eval set
+            name: list(iter_documents(src)) for name, src in dec["eval_sets"].items() if src
+        }
         filters.append(Decontaminator(eval_sets, int(dec.get("n", 13)), dec.get("mode", "drop")))
     return filters
 
@@ -87,6 +96,20 @@ def build_tokenizer(spec: dict[str, Any], train_docs: list[str], data_dir: Path)
     return tok.load_tokenizer(entry, data_dir), entry
 
 
+def count_filter_tokens_from_spill(
+    changed: Path, doc_filters: list[DocFilter], enc: tok.Tokenizer, splits: dict[str, Any]
+) -> None:
+    """Tokens in and out of each filter, counted with the corpus's own tokenizer (EOT excluded)."""
+    removed = [0] * len(doc_filters)
+    with open(changed) as f:
+        for line in f:
+            i, text_in, text_out = json.loads(line)
+            removed[i] += len(enc.encode_ordinary(text_in))
+            removed[i] -= len(enc.encode_ordinary(text_out)) if text_out is not None else 0
+    kept = sum(s["num_tokens"] - s["num_documents"] for s in splits.values())
+    count_filter_tokens([f.stats for f in doc_filters], removed, kept)
+
+
 def prepare_corpus(
     data_dir: str | Path,
     source: dict[str, Any],
@@ -96,8 +119,12 @@ def prepare_corpus(
     filters: dict[str, Any] | None = None,
     workers: int | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    val_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the meta of a valid artifact for this config, building it if needed.
+
+    val_source: where the val split comes from (unfiltered; e.g. OpenWebText's held-out split);
+    None takes every k-th filtered document of `source` (k = 1 / val_fraction).
 
     workers: tokenizer processes (None: one for small corpora, up to 8 for large ones).
     """
@@ -107,7 +134,7 @@ def prepare_corpus(
             f"Unknown tokenizer kind {tokenizer.get('kind')!r}; expected one of "
             f"{', '.join(TOKENIZER_KINDS)}."
         )
-    digest = config_hash(source, tokenizer, val_fraction, filters)
+    digest = config_hash(source, tokenizer, val_fraction, filters, val_source)
     if (data_dir / META_FILE).is_file() and not force:
         try:
             meta = read_meta(data_dir)
@@ -131,7 +158,16 @@ def prepare_corpus(
     work.mkdir()
     try:
         meta = _build(
-            data_dir, work, source, tokenizer, val_fraction, filters, workers, shard_tokens, digest
+            data_dir,
+            work,
+            source,
+            tokenizer,
+            val_fraction,
+            filters,
+            workers,
+            shard_tokens,
+            digest,
+            val_source,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -154,14 +190,26 @@ def _build(
     workers: int | None,
     shard_tokens: int,
     digest: str,
+    val_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     doc_filters = build_filters(filters)
-    counts = spill_documents(apply_filters(iter_documents(source), doc_filters), work, val_fraction)
+    with open(work / "changed.jsonl", "w") as changed:  # what filters removed, for the report
+
+        def record_change(i: int, text_in: str, text_out: str | None) -> None:
+            changed.write(json.dumps([i, text_in, text_out]) + "\n")
+
+        docs = apply_filters(iter_documents(source), doc_filters, record_change)
+        val_docs = iter_documents(val_source) if val_source else None
+        counts = spill_documents(docs, work, val_fraction, val_docs)
     if counts["train"] + counts["val"] == 0:
         reason = "after filtering" if doc_filters else "; check its path"
         raise DataError(f"The {source.get('kind')} source yielded no documents {reason}.")
+    if counts["train"] == 0 and val_source:
+        raise DataError(f"The {source.get('kind')} source yielded no training documents.")
     if counts["train"] == 0:
         raise DataError("The corpus has 1 document; at least 2 are needed (train and val).")
+    if counts["val"] == 0:
+        raise DataError(f"The val source {val_source.get('kind')} yielded no documents.")
     if counts["replaced"]:
         log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
     sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))
@@ -177,6 +225,8 @@ def _build(
         writer = ShardWriter(data_dir, name, dtype, shard_tokens)
         docs = read_spilled(work / f"{name}.jsonl")
         splits[name] = encode_split(tok_entry, data_dir, docs, writer, workers, f"tokenize {name}")
+    if doc_filters:
+        count_filter_tokens_from_spill(work / "changed.jsonl", doc_filters, enc, splits)
     keep = {shard["file"] for split in splits.values() for shard in split["shards"]}
     for stale in data_dir.glob("*_[0-9][0-9][0-9].bin"):  # shards of an older artifact
         if stale.name not in keep:
@@ -188,6 +238,7 @@ def _build(
         "eot_id": enc.eot_token,
         "dtype": dtype.name,
         "val_fraction": val_fraction,
+        **({"val_source": val_source} if val_source else {}),
         "filters": [f.stats.to_dict() for f in doc_filters],
         "docs_with_replacement_chars": counts["replaced"],
         "config_hash": digest,

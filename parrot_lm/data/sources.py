@@ -1,7 +1,8 @@
 """Where documents come from: the embedded stories, local files, or the Hugging Face hub.
 
 Local files and hub datasets go through the same `datasets.load_dataset` call (streaming, so
-nothing is cached or held in memory whole); only where the builder finds its files differs.
+nothing is cached or held in memory whole, unless a seeded holdout split is asked for); only where
+the builder finds its files differs.
 """
 
 from __future__ import annotations
@@ -44,36 +45,54 @@ def resolve_files(path: str | Path) -> tuple[str, list[str]]:
     return kinds.pop(), files
 
 
-def load_streaming(source: dict[str, Any]):
-    """The `datasets` IterableDataset for a `files` or `hub` source."""
+def load_source(source: dict[str, Any]):
+    """The `datasets` dataset for a `files` or `hub` source: streamed unless a holdout split is
+    asked for (`train_test_split` needs the whole, cached dataset) or streaming is off."""
     import datasets
 
-    kind = source["kind"]
-    if kind == "files":
+    holdout = source.get("holdout")
+    streaming = source.get("streaming", True) and not holdout
+    cache = {"cache_dir": source["cache_dir"]} if source.get("cache_dir") else {}
+    if source["kind"] == "files":
         builder, files = resolve_files(source["path"])
         kwargs: dict[str, Any] = {}
         if builder == "text":
             kwargs["sample_by"] = source.get("sample_by", "document")
         if builder in ("text", "json"):
             kwargs["encoding_errors"] = source.get("encoding_errors", "strict")
-        return datasets.load_dataset(
-            builder, data_files=files, split="train", streaming=True, **kwargs
+        dataset = datasets.load_dataset(
+            builder, data_files=files, split="train", streaming=streaming, **kwargs, **cache
         )
-    try:
-        return datasets.load_dataset(
-            source["name"],
-            source.get("config"),
-            split=source.get("split", "train"),
-            revision=source.get("revision"),
-            data_files=source.get("data_files"),
-            streaming=source.get("streaming", True),
-        )
-    except Exception as e:  # offline, unknown name, gated, ...
-        raise DataError(
-            f"Could not load hub dataset {source['name']!r} ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); check the name, the network, or "
-            "download it first with `make download`."
-        ) from e
+    else:
+        try:
+            dataset = datasets.load_dataset(
+                source["name"],
+                source.get("config"),
+                split=source.get("split", "train"),
+                revision=source.get("revision"),
+                data_files=source.get("data_files"),
+                streaming=streaming,
+                **cache,
+            )
+        except Exception as e:  # offline, unknown name, gated, ...
+            raise DataError(
+                f"Could not load hub dataset {source['name']!r} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); check the name, the network, or "
+                "download it first with `make download`."
+            ) from e
+    return take_holdout(dataset, holdout) if holdout else dataset
+
+
+def take_holdout(dataset, holdout: dict[str, Any]):
+    """One part of a seeded `train_test_split`: nanoGPT's OpenWebText val split is the `test`
+    part of test_size=0.0005, seed=2357, and its train split the `train` part."""
+    part = holdout.get("part", "test")
+    if part not in ("train", "test"):
+        raise DataError(f"source.holdout.part must be 'train' or 'test', got {part!r}.")
+    parts = dataset.train_test_split(
+        test_size=holdout["test_size"], seed=int(holdout["seed"]), shuffle=True
+    )
+    return parts[part]
 
 
 def iter_documents(source: dict[str, Any]) -> Iterator[str]:
@@ -89,7 +108,7 @@ def iter_documents(source: dict[str, Any]) -> Iterator[str]:
         raise DataError(f"Unknown data source kind {kind!r}; expected stories, files or hub.")
     field = source.get("text_field", "text")
     where = source.get("path") or source.get("name")
-    dataset = load_streaming(source)
+    dataset = load_source(source)
     count = 0
     try:
         for row in dataset:

@@ -25,10 +25,15 @@ DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16 per shard
 BATCH_DOCS = 1024  # documents per encoding task
 
 
-def spill_documents(docs: Iterable[str], work: Path, val_fraction: float) -> dict[str, int]:
+def spill_documents(
+    docs: Iterable[str], work: Path, val_fraction: float, val_docs: Iterable[str] | None = None
+) -> dict[str, int]:
     """Write documents to work/{train,val}.jsonl as they stream by; every k-th one (k = 1 /
-    val_fraction) goes to val, and the last train document does if val would stay empty."""
-    every = max(2, round(1 / val_fraction)) if val_fraction > 0 else 0
+    val_fraction) goes to val, and the last train document does if val would stay empty.
+
+    With val_docs, val is exactly those documents and every one of `docs` goes to train.
+    """
+    every = max(2, round(1 / val_fraction)) if val_fraction > 0 and val_docs is None else 0
     counts = {"train": 0, "val": 0, "replaced": 0}
     held: str | None = None  # the latest train doc, written once the next one arrives
     with open(work / "train.jsonl", "w") as train, open(work / "val.jsonl", "w") as val:
@@ -42,8 +47,12 @@ def spill_documents(docs: Iterable[str], work: Path, val_fraction: float) -> dic
                 train.write(json.dumps(held) + "\n")
                 counts["train"] += 1
             held = doc
+        for doc in val_docs or ():
+            counts["replaced"] += "\ufffd" in doc
+            val.write(json.dumps(doc) + "\n")
+            counts["val"] += 1
         if held is not None:
-            if counts["val"] == 0 and counts["train"] > 0:
+            if counts["val"] == 0 and counts["train"] > 0 and val_docs is None:
                 val.write(json.dumps(held) + "\n")
                 counts["val"] += 1
             else:
