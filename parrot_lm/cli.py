@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from parrot_lm.errors import ParrotError
+from parrot_lm.errors import ConfigError, ParrotError
 
 T = TypeVar("T")
 log = logging.getLogger("parrot_lm")
@@ -27,3 +27,28 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def compose_config(config_dir: str, name: str, overrides: list[str]):
+    """Hydra's compose API for scripts that read the conf tree but make no run dir; a bad or
+    mistyped override becomes a ConfigError sentence instead of a traceback."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose(name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        why = [line for line in lines[1:] if line.startswith("Key ")]  # "Key 'x' is not in struct"
+        raise ConfigError(" ".join(lines[:1] + why[:1]) or type(e).__name__) from e
+
+
+def require(cfg, *keys: str) -> None:
+    """Fail with a sentence when a mandatory (`???`) config value was not given."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"Set {key}=... on the command line (it has no default).")

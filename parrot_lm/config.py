@@ -58,6 +58,7 @@ class DataSchema:
     filters: dict[str, Any] | None = None
     val_source: dict[str, Any] | None = None
     val_fraction: float = 0.05
+    val_stride: int | None = None  # validation windows' stride (None: the context, no overlap)
     context_length: int = 1024
     batch_size: int = 16
     num_workers: int = 0

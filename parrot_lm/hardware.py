@@ -33,3 +33,10 @@ def warn_if_slow_precision(precision: str, accelerator: str) -> bool:
         )
         return True
     return False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

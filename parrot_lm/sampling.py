@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import tiktoken
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from parrot_lm.data.tokenizer import Tokenizer
+from parrot_lm.generate import generate_tokens
 from parrot_lm.model import GPT
 
 
 def sample_text(
     model: GPT,
-    enc: tiktoken.Encoding,
+    enc: Tokenizer,
     prompt: str,
     max_new_tokens: int,
     temperature: float = 0.8,
@@ -22,22 +23,49 @@ def sample_text(
     seed: int = 0,
 ) -> str:
     """Prompt + continuation, cut at the first end-of-text token."""
+    return (
+        prompt
+        + complete_texts(model, enc, [prompt], max_new_tokens, temperature, top_k, seed=seed)[0]
+    )
+
+
+def complete_texts(
+    model: GPT,
+    enc: Tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    stop_at_eot: bool = True,
+    use_cache: bool = True,
+) -> list[str]:
+    """The continuation of each prompt (batched; prompts may differ in length).
+
+    An empty prompt starts from end-of-text, i.e. a new document.
+    """
     device = next(model.parameters()).device
-    ids = enc.encode_ordinary(prompt) or [enc.eot_token]
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    ids = [enc.encode_ordinary(p) or [enc.eot_token] for p in prompts]
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(
-            idx, max_new_tokens, temperature, top_k, generator=generator, vocab_limit=enc.n_vocab
+        new = generate_tokens(
+            model,
+            ids,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            eot_id=enc.eot_token if stop_at_eot else None,
+            generator=generator,
+            vocab_limit=enc.n_vocab,
+            use_cache=use_cache,
         )
     finally:
         model.train(was_training)
-    new = out[0, len(ids) :].tolist()
-    if enc.eot_token in new:
-        new = new[: new.index(enc.eot_token)]
-    return prompt + enc.decode(new, errors="replace")
+    return [enc.decode(tokens, errors="replace") for tokens in new]
 
 
 class TextSamples(L.Callback):

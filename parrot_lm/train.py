@@ -12,6 +12,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.callbacks import GracefulStop, RNGState
@@ -25,8 +26,10 @@ from parrot_lm.checkpoint import (
 )
 from parrot_lm.config import validate_config
 from parrot_lm.data.datamodule import TokenDataModule
+from parrot_lm.data.tokenizer import save_tokenizer_dir
 from parrot_lm.errors import ConfigError, DataError
 from parrot_lm.hardware import warn_if_slow_precision
+from parrot_lm.inference import TOKENIZER_DIR
 from parrot_lm.lit_module import LitLM
 from parrot_lm.model import GPTConfig
 from parrot_lm.resume import load_run_config, merge_resume_config, save_run_config
@@ -50,6 +53,10 @@ def resolve_model_config(model: dict[str, Any], meta: dict[str, Any]) -> dict[st
         return GPTConfig(**model).to_dict()
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from e
+
+
+def run_tokenizer_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_dir) / TOKENIZER_DIR
 
 
 def build_datamodule(data: DictConfig) -> TokenDataModule:
@@ -131,6 +138,8 @@ def run(cfg: DictConfig) -> float | None:
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
     meta = datamodule.meta
+    if rank_zero_only.rank == 0:  # next to the checkpoints: evaluate/generate/export need it
+        save_tokenizer_dir(meta["tokenizer"], datamodule.data_dir, run_tokenizer_dir(cfg))
     model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
     ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg)
     optim_cfg = OmegaConf.to_container(cfg.optim, resolve=True)

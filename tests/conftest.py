@@ -58,3 +58,30 @@ def assert_user_error(proc, fragment: str, code: int | None = 2) -> None:
     )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert fragment in proc.stderr, proc.stderr[-3000:]
+
+
+TINY_RUN_STEPS = 20
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """A run dir trained for a few steps by `train.py` (checkpoint, tokenizer, run config) and
+    the stderr log of that run; shared by the evaluate/generate tests."""
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    proc = run_cli(
+        [
+            "train.py",
+            *TINY_MODEL,
+            *TINY_DATA,
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            f"trainer.max_steps={TINY_RUN_STEPS}",
+            f"val_every_n_steps={TINY_RUN_STEPS}",
+            "sample.max_new_tokens=0",
+            f"paths.output_dir={tmp / 'run'}",
+            f"paths.data_dir={tmp / 'data'}",
+        ],
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run", proc.stderr

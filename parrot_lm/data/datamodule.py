@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from parrot_lm.data.dataset import TokenWindows
+from parrot_lm.data.dataset import StridedWindows, TokenStream, TokenWindows
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.sampler import ResumableDataLoader, ResumableSampler
 from parrot_lm.data.shards import read_meta
@@ -33,6 +33,7 @@ class TokenDataModule(L.LightningDataModule):
         filters: dict[str, Any] | None = None,
         val_source: dict[str, Any] | None = None,
         val_fraction: float = 0.05,
+        val_stride: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
@@ -46,6 +47,7 @@ class TokenDataModule(L.LightningDataModule):
         self.filters = filters
         self.val_source = val_source
         self.val_fraction = val_fraction
+        self.val_stride = val_stride
         self.num_workers = num_workers
         self.seed = seed
         self.name = name
@@ -78,19 +80,34 @@ class TokenDataModule(L.LightningDataModule):
             self._tokenizer = load_tokenizer(self.meta["tokenizer"], self.data_dir)
         return self._tokenizer
 
-    def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:
+    def _shards(self, meta: dict[str, Any], split: str) -> list[tuple[Path, int]]:
         if split not in meta["splits"]:
             raise DataError(f"{self.data_dir} has no '{split}' split.")
-        shards = [
+        return [
             (self.data_dir / s["file"], s["num_tokens"]) for s in meta["splits"][split]["shards"]
         ]
-        return TokenWindows(shards, meta["dtype"], self.context_length)
+
+    def _windows(self, meta: dict[str, Any], split: str) -> TokenWindows:
+        return TokenWindows(self._shards(meta, split), meta["dtype"], self.context_length)
+
+    def split_stream(self, meta: dict[str, Any], split: str) -> TokenStream:
+        """A split's tokens as one sequence, for strided evaluation windows."""
+        stream = TokenStream(self._shards(meta, split), meta["dtype"])
+        if len(stream) < self.context_length + 1:
+            raise DataError(
+                f"The {split} split has {len(stream)} tokens, fewer than one window of "
+                f"context_length + 1 = {self.context_length + 1}; use more data or a smaller "
+                "model.context_length."
+            )
+        return stream
 
     def setup(self, stage: str | None = None) -> None:
         meta = self.meta
         if self.train_set is None:
             self.train_set = self._windows(meta, "train")
-            self.val_set = self._windows(meta, "val")
+            self.val_set = StridedWindows(
+                self.split_stream(meta, "val"), self.context_length, self.val_stride
+            )
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self.trainer is None:

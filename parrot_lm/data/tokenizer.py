@@ -355,3 +355,41 @@ def encode_documents(enc: Tokenizer, docs: list[str]) -> list[list[int]]:
     for ids in encoded:  # fresh lists from the tokenizer: appending in place saves a copy
         ids.append(enc.eot_token)
     return encoded
+
+
+# ---- A tokenizer that travels with a run --------------------------------------------------
+
+SPEC_FILE = "tokenizer_spec.json"
+_GPT2_FILES = {"vocab_bpe": "vocab.bpe", "encoder_json": "encoder.json"}
+
+
+def save_tokenizer_dir(spec: dict, data_dir: Path, dest: Path) -> None:
+    """Copy a prepared corpus's tokenizer (its meta.json entry and files) into `dest`, so a
+    checkpoint can be evaluated, sampled and exported without the training data.
+
+    Written under a temporary name and renamed, so `dest` is complete or absent.
+    """
+    import shutil
+
+    spec = dict(spec)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if spec.get("file"):
+        shutil.copyfile(Path(data_dir) / spec["file"], tmp / spec["file"])
+    for key, name in _GPT2_FILES.items():
+        if spec.get(key):
+            source = Path(spec[key]).expanduser()
+            shutil.copyfile(source if source.is_absolute() else Path(data_dir) / source, tmp / name)
+            spec[key] = name
+    (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def load_tokenizer_dir(path: Path) -> Tokenizer:
+    """The tokenizer saved by save_tokenizer_dir."""
+    spec_file = Path(path) / SPEC_FILE
+    if not spec_file.is_file():
+        raise DataError(f"{path} holds no tokenizer ({SPEC_FILE} is missing).")
+    return load_tokenizer(json.loads(spec_file.read_text()), Path(path))

@@ -16,6 +16,23 @@ from parrot_lm.model.config import GPTConfig
 from parrot_lm.model.rope import apply_rope, rope_cache
 
 
+class KVCache:
+    """Keys and values of every layer for B sequences, filled slot by slot during generation.
+
+    Slot order is time order; `valid` marks real tokens (False: left padding of a shorter
+    prompt in the batch), and `next_pos` is each row's next RoPE position.
+    """
+
+    def __init__(self, cfg: GPTConfig, batch_size: int, max_len: int, device, dtype) -> None:
+        shape = (cfg.n_layers, batch_size, cfg.n_kv_heads, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.zeros(batch_size, max_len, dtype=torch.bool, device=device)
+        self.next_pos = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.max_len = max_len
+        self.length = 0  # slots filled
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -25,7 +42,15 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         B, T, _ = x.shape
         q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         q, k, v = self.qkv(x).split([q_dim, kv_dim, kv_dim], dim=-1)
@@ -33,12 +58,18 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:  # append this step's keys/values, attend over all filled slots
+            start = cache.length
+            cache.k[layer, :, :, start : start + T] = k
+            cache.v[layer, :, :, start : start + T] = v
+            k, v = cache.k[layer, :, :, : start + T], cache.v[layer, :, :, : start + T]
         y = F.scaled_dot_product_attention(
             q,
             k,
             v,
+            attn_mask=mask,  # (B, 1, T, S) bool with a cache; None: plain causal
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=True,
+            is_causal=mask is None,
             enable_gqa=self.n_kv_heads != self.n_heads,
         )  # (B, n_heads, T, hd)
         y = y.transpose(1, 2).reshape(B, T, q_dim)  # (B, T, d_model)
@@ -65,8 +96,16 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin))
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache, layer, mask))
         x = x + self.dropout(self.mlp(self.mlp_norm(x)))
         return x  # (B, T, d_model)
 
@@ -110,18 +149,55 @@ class GPT(nn.Module):
         """Parameters counted once each (tied embeddings are one tensor)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> logits (B, T, vocab_size)."""
-        T = idx.shape[1]
-        if T > self.cfg.context_length:
-            raise ValueError(
-                f"Sequence length {T} exceeds the model's context length {self.cfg.context_length}."
-            )
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+    def forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token ids (B, T) -> logits (B, T, vocab_size).
+
+        With a cache (generation), idx continues the cached slots, and `valid` (B, T) marks
+        left padding (False) so that rows of different lengths share one batch.
+        """
+        B, T = idx.shape
+        if cache is None:
+            if T > self.cfg.context_length:
+                raise ValueError(
+                    f"Sequence length {T} exceeds the model's context length "
+                    f"{self.cfg.context_length}."
+                )
+            cos, sin, mask = self.rope_cos[:T], self.rope_sin[:T], None  # (T, hd)
+        else:
+            cos, sin, mask = self._cache_step(cache, T, valid)
         x = self.drop(self.tok_emb(idx))  # (B, T, d_model)
-        for block in self.blocks:
-            x = block(x, cos, sin)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, i, mask)
+        if cache is not None:
+            cache.length += T
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
+
+    def _cache_step(
+        self, cache: KVCache, T: int, valid: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RoPE tables at each row's own positions, and the attention mask over cached slots."""
+        start, device = cache.length, cache.valid.device
+        if start + T > cache.max_len:
+            raise ValueError(f"The KV cache holds {cache.max_len} slots; {start + T} needed.")
+        if valid is None:
+            valid = torch.ones(cache.valid.shape[0], T, dtype=torch.bool, device=device)
+        cache.valid[:, start : start + T] = valid
+        positions = cache.next_pos[:, None] + valid.long().cumsum(dim=1) - 1  # (B, T)
+        positions = positions.clamp(0, self.cfg.context_length - 1)
+        cache.next_pos += valid.sum(dim=1)
+        slots = torch.arange(start + T, device=device)  # (S,)
+        query_slots = torch.arange(start, start + T, device=device)[:, None]  # (T, 1)
+        causal = slots[None, :] <= query_slots  # (T, S)
+        mask = cache.valid[:, None, None, : start + T] & causal  # (B, 1, T, S)
+        mask |= slots[None, None, None, :] == query_slots  # padding attends to itself: no NaN
+        cos = self.rope_cos[positions][:, None]  # (B, 1, T, hd)
+        sin = self.rope_sin[positions][:, None]
+        return cos, sin, mask
 
     @torch.no_grad()
     def generate(
@@ -133,23 +209,17 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         vocab_limit: int | None = None,
     ) -> torch.Tensor:
-        """Sample continuations of idx (B, T) -> (B, T + max_new_tokens).
+        """idx (B, T) -> (B, T + max_new_tokens), with the KV cache; see parrot_lm.generate for
+        prompts of different lengths, top-p and stopping at EOT."""
+        from parrot_lm.generate import generate_tokens
 
-        vocab_limit: ids at or above it are never produced (a model vocab padded beyond
-        its tokenizer's).
-        """
-        for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.cfg.context_length :])[:, -1, :].float()  # (B, V)
-            if vocab_limit is not None:
-                logits[:, vocab_limit:] = float("-inf")
-            if temperature == 0:
-                next_id = logits.argmax(dim=-1, keepdim=True)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                probs = F.softmax(logits, dim=-1)
-                next_id = torch.multinomial(probs, num_samples=1, generator=generator)
-            idx = torch.cat((idx, next_id), dim=1)
-        return idx
+        new = generate_tokens(
+            self,
+            idx.tolist(),
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+            vocab_limit=vocab_limit,
+        )
+        return torch.cat((idx, torch.tensor(new, dtype=idx.dtype, device=idx.device)), dim=1)

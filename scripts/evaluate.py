@@ -1,0 +1,84 @@
+"""Perplexity of a checkpoint: `python scripts/evaluate.py ckpt=<run dir> [eval_set=...]`.
+
+Sliding windows of the model's context moved by `stride`, every token scored once; prints and
+writes loss, perplexity and bits per byte as JSON beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from parrot_lm.cli import compose_config, exit_on_user_error, require  # noqa: E402
+
+log = logging.getLogger("parrot_lm.evaluate")
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+    cfg = compose_config(str(ROOT / "conf"), "evaluate", argv)
+    require(cfg, "ckpt")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from omegaconf import OmegaConf
+
+    from parrot_lm.data.shards import atomic_write_bytes
+    from parrot_lm.errors import ConfigError
+    from parrot_lm.evaluate import evaluate_perplexity, load_eval_tokens, token_byte_lengths
+    from parrot_lm.hardware import pick_device
+    from parrot_lm.inference import load_model
+
+    eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}.")
+    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
+    context = loaded.model.cfg.context_length
+    stride = cfg.stride if cfg.stride is not None else max(1, context // 2)
+    if not 1 <= stride <= context:
+        raise ConfigError(
+            f"stride must be between 1 and the model's context ({context}), got {stride}."
+        )
+    tokens = load_eval_tokens(eval_set, loaded.tokenizer, loaded.path, cfg.max_tokens)
+    log.info(
+        "Scoring %s tokens of %s with %s (step %d), stride %d",
+        f"{len(tokens):,}",
+        eval_set["name"],
+        loaded.path,
+        loaded.step,
+        stride,
+    )
+    result = evaluate_perplexity(
+        loaded.model,
+        tokens,
+        stride,
+        cfg.batch_size,
+        byte_lengths=token_byte_lengths(loaded.tokenizer),
+        progress=True,
+    )
+    result = {
+        "checkpoint": str(loaded.path),
+        "step": loaded.step,
+        "eval_set": eval_set["name"],
+        **result,
+    }
+    out = (
+        Path(cfg.output)
+        if cfg.output
+        else (
+            loaded.path.parent
+            / "eval"
+            / f"{loaded.path.stem}-{eval_set['name']}-stride{stride}.json"
+        )
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    print(json.dumps(result, indent=2))
+    log.info("Wrote %s", out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

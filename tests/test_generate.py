@@ -1,0 +1,133 @@
+"""Generation: the KV cache changes nothing but speed; sampling stays inside its set; the CLI."""
+
+import shutil
+
+import pytest
+import torch
+
+from parrot_lm.generate import filter_logits, generate_tokens, sample_next
+from parrot_lm.inference import load_model
+from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.sampling import complete_texts
+from tests.conftest import ROOT, assert_user_error, run_cli
+
+
+def sharp_model(n_kv_heads: int | None = None, context: int = 48) -> GPT:
+    torch.manual_seed(0)
+    cfg = GPTConfig(
+        vocab_size=97, context_length=context, d_model=64, n_layers=2, n_heads=4,
+        n_kv_heads=n_kv_heads, d_ff=96,
+    )  # fmt: skip
+    model = GPT(cfg).eval()
+    for p in model.parameters():  # larger weights: confident logits, no near-ties for argmax
+        p.data.normal_(0.0, 0.3)
+    return model
+
+
+def greedy_by_recomputation(model: GPT, prompt: list[int], n: int) -> list[int]:
+    ids = list(prompt)
+    for _ in range(n):
+        logits = model(torch.tensor([ids[-model.cfg.context_length :]]))[0, -1]
+        ids.append(int(logits.argmax()))
+    return ids[len(prompt) :]
+
+
+@pytest.mark.parametrize("n_kv_heads", [None, 2])
+def test_kv_cache_greedy_equals_full_recomputation_for_a_ragged_batch(n_kv_heads):
+    model = sharp_model(n_kv_heads)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [42], [1, 2, 3]]
+    expected = [greedy_by_recomputation(model, p, 30) for p in prompts]
+    assert generate_tokens(model, prompts, 30, temperature=0) == expected
+    assert generate_tokens(model, prompts, 30, temperature=0, use_cache=False) == expected
+    # Each prompt alone gives the same as in the batch: padding is invisible.
+    assert [generate_tokens(model, [p], 30, temperature=0)[0] for p in prompts] == expected
+
+
+def test_generation_runs_past_the_context_and_stops_at_eot():
+    model = sharp_model(context=16)
+    out = generate_tokens(model, [[1, 2, 3]], 50, temperature=0)
+    assert len(out[0]) == 50  # the cache slid instead of overflowing
+    first = out[0][0]
+    assert generate_tokens(model, [[1, 2, 3]], 50, temperature=0, eot_id=first) == [[]]
+    seeded = [generate_tokens(model, [[4]], 20, 1.0, generator=torch.Generator().manual_seed(3))]
+    again = [generate_tokens(model, [[4]], 20, 1.0, generator=torch.Generator().manual_seed(3))]
+    assert seeded == again
+
+
+def test_top_k_and_top_p_never_sample_outside_their_set():
+    torch.manual_seed(1)
+    logits = torch.randn(4, 50) * 3
+    generator = torch.Generator().manual_seed(0)
+    for top_k, top_p in [(5, None), (None, 0.5), (None, 0.9), (10, 0.8)]:
+        allowed = torch.ones_like(logits, dtype=torch.bool)
+        if top_k:
+            allowed &= logits >= torch.topk(logits, top_k).values[:, [-1]]
+        # top-p applies to what top-k left, renormalised (as transformers' warpers do)
+        probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+        if top_p:  # smallest prefix of the sorted probabilities whose mass reaches top_p
+            for row in range(logits.shape[0]):
+                order = probs[row].argsort(descending=True).tolist()
+                keep, mass = set(), 0.0
+                for i in order:
+                    keep.add(i)
+                    mass += float(probs[row, i])
+                    if mass >= top_p:
+                        break
+                allowed[row] &= torch.tensor([i in keep for i in range(50)])
+        filtered = filter_logits(logits, top_k, top_p)
+        assert torch.equal(torch.isfinite(filtered), allowed)
+        for _ in range(200):
+            ids = sample_next(logits, 1.0, top_k, top_p, generator)
+            assert allowed[torch.arange(4), ids].all()
+    assert torch.equal(sample_next(logits, 0.0), logits.argmax(dim=-1))
+
+
+def test_leaderboard_stdout_is_the_generated_text_alone(tiny_run):
+    run_dir, _ = tiny_run
+    loaded = load_model(run_dir)
+    prompt = "Once upon a time"
+    expected = complete_texts(loaded.model, loaded.tokenizer, [prompt], 24, temperature=0)[0]
+    proc = run_cli(
+        ["scripts/generate.py", f"ckpt={run_dir}", f"prompt={prompt}", "temperature=0",
+         "max_new_tokens=24", "leaderboard=true"],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == expected + "\n"
+    assert proc.stderr == ""
+
+
+def test_prompts_from_stdin_file_and_batches(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Once upon a time\n\nThe dog\nA girl named Mia\n")
+    args = ["scripts/generate.py", f"ckpt={run_dir}", "temperature=0", "max_new_tokens=8"]
+    from_file = run_cli([*args, f"prompts_file={prompts}", "batch_size=2"], cwd=ROOT)
+    assert from_file.returncode == 0, from_file.stderr[-2000:]
+    blocks = from_file.stdout.split("\n---\n")
+    assert [b.split(" ")[0] for b in blocks[:3]] == ["Once", "The", "A"]
+    one_by_one = run_cli([*args, f"prompts_file={prompts}", "batch_size=1"], cwd=ROOT)
+    assert one_by_one.stdout == from_file.stdout  # batching does not change greedy output
+    import subprocess
+    import sys
+
+    stdin = subprocess.run(
+        [sys.executable, *args, "prompt=-", "leaderboard=true"],
+        input="The dog", cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stdin.returncode == 0 and blocks[1].startswith("The dog" + stdin.stdout.rstrip("\n"))
+
+
+def test_generate_bad_input(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    gen = ["scripts/generate.py"]
+    assert_user_error(run_cli([*gen, f"ckpt={run_dir}", "prompt= "], cwd=ROOT), "prompt is empty")
+    missing = run_cli([*gen, f"ckpt={tmp_path / 'nope.ckpt'}"], cwd=ROOT)
+    assert_user_error(missing, "does not exist")
+    alone = tmp_path / "alone" / "model.ckpt"
+    alone.parent.mkdir()
+    shutil.copy(ckpt, alone)
+    assert_user_error(run_cli([*gen, f"ckpt={alone}"], cwd=ROOT), "No tokenizer next to")
+    assert_user_error(run_cli([*gen, f"ckpt={run_dir}", "temprature=0"], cwd=ROOT), "temprature")
+    assert_user_error(run_cli(gen, cwd=ROOT), "Set ckpt=")
