@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare test bench lint format tensorboard clean distclean
+.PHONY: help install train download prepare export test bench lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ download: $(STAMP) ## fetch lid.176.ftz (and corpora: make download ARGS="lid da
 
 prepare: $(STAMP) ## prepare a corpus: make prepare ARGS="data=local data.source.path=corpus/"
 	$(PY) scripts/prepare.py $(ARGS)
+
+export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<run> format=hf"
+	$(PY) scripts/export.py $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(ARGS)

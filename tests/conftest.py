@@ -84,4 +84,4 @@ def tiny_run(tmp_path_factory) -> tuple[Path, str]:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp / "run", proc.stderr
+    return tmp / "run", proc.stdout + proc.stderr
