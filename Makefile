@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare export test bench lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate export test bench lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,13 +31,19 @@ download: $(STAMP) ## fetch lid.176.ftz (and corpora: make download ARGS="lid da
 prepare: $(STAMP) ## prepare a corpus: make prepare ARGS="data=local data.source.path=corpus/"
 	$(PY) scripts/prepare.py $(ARGS)
 
+evaluate: $(STAMP) ## perplexity of a checkpoint: make evaluate ARGS="ckpt=outputs/runs/<run> eval_set=val"
+	$(PY) scripts/evaluate.py $(ARGS)
+
+generate: $(STAMP) ## sample text: make generate ARGS="ckpt=outputs/runs/<run> prompt='Once upon a time'"
+	$(PY) scripts/generate.py $(ARGS)
+
 export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<run> format=hf"
 	$(PY) scripts/export.py $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(ARGS)
 
-bench: $(STAMP) ## measure ratios (tokenization vs raw tiktoken, prepare memory); writes outputs/bench/
+bench: $(STAMP) ## measure ratios (tokenization, prepare memory, generation with/without KV cache, evaluation); writes outputs/bench/
 	$(PY) scripts/bench.py $(ARGS)
 
 lint: $(STAMP) ## ruff lint + format check

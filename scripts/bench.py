@@ -14,6 +14,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from parrot_lm.bench.generate import (  # noqa: E402
+    MODELS,
+    QUICK,
+    evaluation_speed,
+    generation_speed,
+)
 from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput  # noqa: E402
 
 
@@ -26,6 +32,13 @@ def main(argv: list[str]) -> dict:
     results = {
         "tokenize": tokenize_throughput(docs, repeats=1 if args.quick else 3),
         "prepare_memory": prepare_peak_memory(200 if args.quick else 100_000),
+        "generation": [
+            generation_speed(name, shape, 16 if args.quick else 256, 1 if args.quick else 3)
+            for name, shape in ({"quick": QUICK} if args.quick else MODELS).items()
+        ],
+        "evaluation": evaluation_speed(
+            QUICK if args.quick else MODELS["tiny"], 2_000 if args.quick else 100_000
+        ),
     }
     t, m = results["tokenize"], results["prepare_memory"]
     rows = [
@@ -52,6 +65,21 @@ def main(argv: list[str]) -> dict:
         ),
         ("prepare peak RSS ratio, 2x corpus (target ~1.0, flat)", f"{m['ratio_2x_vs_1x']:.2f}"),
     ]
+    for g in results["generation"]:
+        label = f"generate {g['model']}, {g['new_tokens']} new tokens, batch 1"
+        rows.append((f"{label}: KV cache (tokens/s)", f"{g['kv_cache_tokens_per_s']:,.0f}"))
+        rows.append((f"{label}: no cache (tokens/s)", f"{g['no_cache_tokens_per_s']:,.0f}"))
+        rows.append((f"{label}: cache / no cache (target >= 5)", f"{g['kv_cache_speedup']:.1f}"))
+        if "vs_transformers" in g:
+            hf = f"{g['transformers_tokens_per_s']:,.0f}"
+            rows.append((f"{label}: transformers generate (tokens/s)", hf))
+            rows.append(
+                (f"{label}: ParrotLM / transformers (target >= 1)", f"{g['vs_transformers']:.2f}")
+            )
+    e = results["evaluation"]
+    rows.append(
+        ("evaluate tiny, stride = context / 2, batch 8 (windows/s)", f"{e['windows_per_s']:,.1f}")
+    )
     table = "| measurement | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)

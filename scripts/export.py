@@ -11,15 +11,12 @@ import logging
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import exit_on_user_error  # noqa: E402
+from parrot_lm.cli import compose_config, exit_on_user_error  # noqa: E402
 from parrot_lm.errors import ConfigError  # noqa: E402
 
 USAGE = "python scripts/export.py ckpt=<run dir or .ckpt file> [format=hf|safetensors]"
@@ -31,14 +28,7 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("export", overrides=argv)
-    except (HydraException, OmegaConfBaseException) as e:
-        first_line = (
-            str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
-        )
-        raise ConfigError(f"Bad export arguments ({first_line}); usage: {USAGE}.") from e
+    cfg = compose_config(str(ROOT / "conf"), "export", argv)
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise ConfigError(f"Say which checkpoint to export: {USAGE}.")
     from parrot_lm.export import export_checkpoint  # torch and lightning: after the cheap checks

@@ -12,13 +12,12 @@ import logging
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import exit_on_user_error  # noqa: E402
+from parrot_lm.cli import compose_config, exit_on_user_error  # noqa: E402
 from parrot_lm.data.prepare import prepare_corpus  # noqa: E402
 from parrot_lm.data.shards import read_meta, verify_shards  # noqa: E402
 from parrot_lm.errors import DataError  # noqa: E402
@@ -34,8 +33,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--verify", action="store_true", help="check shard checksums")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["paths.output_dir=.", *args.overrides])
+    cfg = compose_config(str(ROOT / "conf"), "train", ["paths.output_dir=.", *args.overrides])
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data_dir = Path(data["data_dir"])
     if data["source"] is not None:

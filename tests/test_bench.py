@@ -14,3 +14,10 @@ def test_bench_quick_writes_table_and_json(tmp_path):
     assert results["tokenize"]["raw_tiktoken_tokens_per_s"] > 0
     assert len(results["prepare_memory"]["peak_rss_mib"]) == 2
     assert (tmp_path / "bench.md").read_text().startswith("| measurement | value |")
+    # Generation with and without the KV cache and with transformers, and evaluation speed.
+    (gen,) = results["generation"]
+    assert gen["new_tokens"] == 16
+    for key in ("kv_cache_tokens_per_s", "no_cache_tokens_per_s", "transformers_tokens_per_s"):
+        assert gen[key] > 0
+    assert results["evaluation"]["windows"] > 0 and results["evaluation"]["windows_per_s"] > 0
+    assert "cache / no cache" in proc.stdout and "ParrotLM / transformers" in proc.stdout
