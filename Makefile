@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate export test bench lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate export report test bench lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ generate: $(STAMP) ## sample text: make generate ARGS="ckpt=outputs/runs/<run> p
 
 export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<run> format=hf"
 	$(PY) scripts/export.py $(ARGS)
+
+report: $(STAMP) ## sweep table + val/loss plot: make report ARGS=outputs/multiruns/<date>/<time>
+	$(PY) scripts/report.py $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest $(ARGS)

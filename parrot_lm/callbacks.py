@@ -67,11 +67,13 @@ class RNGState(L.Callback):
 
 
 class GracefulStop(L.Callback):
-    """SIGTERM / SIGINT (and SIGUSR1 under SLURM): finish the optimizer step in flight, save
-    last.ckpt, exit non-zero. SIGUSR1 also requeues the SLURM job into the same run dir.
-    A run that ends normally always leaves last.ckpt at its final step."""
+    """SIGTERM / SIGINT (and SIGUSR1/SIGUSR2 under SLURM): finish the optimizer step in flight,
+    save last.ckpt, exit non-zero. SIGUSR1 also requeues the SLURM job into the same run dir;
+    SIGUSR2 (submitit's timeout/preemption signal) is then handed to the handler that was there
+    before (submitit's, which requeues the job). A signal seen by any DDP rank stops all ranks
+    at the same step. A run that ends normally always leaves last.ckpt at its final step."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self, ckpt_dir: str) -> None:
         self.ckpt_dir = Path(ckpt_dir)
@@ -108,7 +110,7 @@ class GracefulStop(L.Callback):
         self._restore_handlers()  # and save nothing: the last good checkpoint stays last
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
-        if self.received is None or self.saved_path is not None:
+        if self.saved_path is not None:
             return
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.ready
         at_step_boundary = (
@@ -117,12 +119,24 @@ class GracefulStop(L.Callback):
         )
         if not at_step_boundary:
             return
+        # Ranks may get the signal at different batches: agree at each step boundary.
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+            if stop and self.received is None:
+                self.received = signal.SIGTERM  # another rank was told to stop
+        if self.received is None:
+            return
         self.saved_path = self.ckpt_dir / "last.ckpt"
         trainer.save_checkpoint(self.saved_path, weights_only=False)
         log.warning("Saved %s at step %d; stopping.", self.saved_path, trainer.global_step)
-        if self.received == signal.SIGUSR1:
+        if self.received == signal.SIGUSR1 and trainer.is_global_zero:
             requeue_slurm_job()
         trainer.should_stop = True
+        if self.received == signal.SIGUSR2:
+            previous = self._previous.get(signal.SIGUSR2)
+            if callable(previous):  # submitit: requeue this job into the same job dir
+                self._restore_handlers()
+                previous(signal.SIGUSR2, None)
 
     @property
     def exit_code(self) -> int | None:

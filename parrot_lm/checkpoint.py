@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from parrot_lm.errors import ParrotError
+from parrot_lm.model.config import GPTConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +117,14 @@ def newest_good_checkpoint(ckpt_dir: Path) -> tuple[Path, dict[str, Any]] | None
 
 
 def check_compatible(ckpt: dict[str, Any], model_cfg: dict[str, Any], path: Path) -> None:
-    """Refuse a checkpoint of another architecture or vocab, naming the first mismatch."""
+    """Refuse a checkpoint of another architecture or vocab, naming the first mismatch.
+
+    A key the checkpoint lacks (saved before that option existed) counts as its default.
+    """
     saved = ckpt["hyper_parameters"]["model"]
+    defaults = {f.name: f.default for f in fields(GPTConfig)}
     for key, want in model_cfg.items():
-        have = saved.get(key)
+        have = saved[key] if key in saved else defaults.get(key)
         if have != want:
             raise CheckpointError(
                 f"Checkpoint {path} has model.{key}={have}, but this run's config has "

@@ -33,6 +33,9 @@ class ModelSchema:
     dropout: float = 0.0
     tie_embeddings: bool = True
     init_std: float = 0.02
+    norm: str = "rmsnorm"  # rmsnorm | layernorm | none
+    norm_position: str = "pre"  # pre | post
+    pos_encoding: str = "rope"  # rope | learned | none
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Two formats: `hf`, a Hugging Face `transformers` LlamaForCausalLM directory (config, safetensors
 weights, generation config and, for byte-level BPE kinds, the tokenizer), so the model runs in the
-HF ecosystem unchanged; and `safetensors`, our own parameter names and GPTConfig, for tools that
-want the raw weights without pickle (`load_safetensors_export` reads it back).
+HF ecosystem unchanged (only the default LLaMA recipe: RMSNorm, pre-norm, RoPE); and `safetensors`,
+our own parameter names and GPTConfig, for every model and for tools that want the raw weights
+without pickle (`load_safetensors_export` reads it back).
 
 Exports are written to a temporary sibling directory and renamed into place, so the output is
 complete or absent, never half written.
@@ -75,6 +76,25 @@ class ExportError(ParrotError):
 
 # ---- Hugging Face Llama --------------------------------------------------------------------
 
+# The settings LlamaForCausalLM has: anything else (see GPTConfig's ablation switches) has no
+# Llama equivalent.
+LLAMA_SETTINGS = {"norm": "rmsnorm", "norm_position": "pre", "pos_encoding": "rope"}
+
+
+def check_llama_compatible(cfg: GPTConfig) -> None:
+    """ConfigError naming every setting that a Llama model cannot represent."""
+    other = [
+        f"model.{key}={getattr(cfg, key)}"
+        for key, llama in LLAMA_SETTINGS.items()
+        if getattr(cfg, key) != llama
+    ]
+    if other:
+        raise ConfigError(
+            f"The Llama format (format=hf) cannot represent {' and '.join(other)} (Llama is "
+            f"{', '.join(f'{k}={v}' for k, v in LLAMA_SETTINGS.items())}); "
+            "format=safetensors works for every model."
+        )
+
 
 def hf_state_dict(state: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
     """Our GPT state dict -> LlamaForCausalLM's names, splitting the fused qkv projection.
@@ -110,6 +130,7 @@ def hf_state_dict(state: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, t
 
 def hf_config(cfg: GPTConfig, eot_id: int) -> LlamaConfig:
     """The LlamaConfig describing the same network: no biases, SiLU-gated MLP, RMSNorm."""
+    check_llama_compatible(cfg)
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -302,6 +323,8 @@ def export_checkpoint(
     check_out_dir(out_dir, force)
     tok_dir = Path(tokenizer_dir).expanduser() if tokenizer_dir else find_tokenizer_dir(ckpt_path)
     loaded = load_model(ckpt_path, tokenizer_dir=tok_dir)
+    if fmt == "hf":  # before anything is written
+        check_llama_compatible(loaded.model.cfg)
     log.info("Exporting %s (step %d) as %s to %s", ckpt_path, loaded.step, fmt, out_dir)
     with atomic_dir(out_dir) as tmp:
         if fmt == "hf":

@@ -63,7 +63,7 @@ class LitLM(L.LightningModule):
             )
         self.tokens_seen += x.numel() * self.trainer.world_size
         self._tokens_since_log += x.numel() * self.trainer.world_size
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # mean over DDP ranks
         self.log("train/tokens", float(self.tokens_seen))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
@@ -87,8 +87,9 @@ class LitLM(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         mean_nll = self.val_nll.compute()
-        self.log("val/loss", mean_nll, prog_bar=True, sync_dist=False)
-        self.log("val/ppl", torch.exp(mean_nll))
+        # compute() already summed over ranks: every rank holds the same value.
+        self.log("val/loss", mean_nll, prog_bar=True, rank_zero_only=True)
+        self.log("val/ppl", torch.exp(mean_nll), rank_zero_only=True)
         if not self.trainer.sanity_checking:
             log.info(
                 "step %d: val/loss %.4f, val/ppl %.2f, %s tokens seen",

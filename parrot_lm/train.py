@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -30,6 +31,7 @@ from parrot_lm.data.tokenizer import save_tokenizer_dir
 from parrot_lm.errors import ConfigError, DataError
 from parrot_lm.hardware import warn_if_slow_precision
 from parrot_lm.inference import TOKENIZER_DIR
+from parrot_lm.launch import fit_to_launcher, in_multirun
 from parrot_lm.lit_module import LitLM
 from parrot_lm.model import GPTConfig
 from parrot_lm.resume import load_run_config, merge_resume_config, save_run_config
@@ -92,7 +94,8 @@ def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfi
     else:
         if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
             cfg.optim.schedule_steps = cfg.trainer.max_steps
-        save_run_config(cfg, run_dir)
+        if rank_zero_only.rank == 0:  # DDP ranks share the run dir
+            save_run_config(cfg, run_dir)
     return cfg, resuming
 
 
@@ -123,11 +126,29 @@ def select_checkpoint(
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Train as configured; returns the final val loss (the metric sweeps optimise)."""
+    """Train as configured; returns the final val loss (the metric sweeps optimise).
+
+    In a sweep, a diverged job (non-finite loss) is a result, not a failure: it scores +inf
+    and the sweep goes on.
+    """
+    try:
+        with contextlib.ExitStack() as stack:
+            return _run(cfg, stack)
+    except FloatingPointError as e:
+        if not in_multirun():
+            raise
+        log.error("%s This sweep job scores +inf; the sweep goes on.", e)
+        return math.inf
+
+
+def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     # Lightning 2.6 on torch 2.13 warns about its own internals on every run; not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if rank_zero_only.rank > 0:  # one log per run: other ranks only warn
+        logging.getLogger("parrot_lm").setLevel(logging.WARNING)
     cfg, resuming = prepare_run_config(cfg, overrides)
+    fit_to_launcher(cfg, stack)
     if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
         raise ConfigError(
             "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from pathlib import Path
@@ -26,19 +27,60 @@ class LossRecorder(L.Callback):
             f.write(f"{trainer.current_epoch} {batch_idx} {trainer.global_step} {loss.hex()}\n")
 
 
+class BatchRecorder(L.Callback):
+    """Per rank (`<path>.rank<r>`): `train step loss.hex() row-hashes` per batch and
+    `val step loss.hex()` per validation, to compare runs across world sizes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def _write(self, trainer: L.Trainer, line: str) -> None:
+        with open(f"{self.path}.rank{trainer.global_rank}", "a") as f:
+            f.write(line + "\n")
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        rows = ",".join(hashlib.md5(row.numpy().tobytes()).hexdigest()[:12] for row in batch[0])
+        loss = float(outputs["loss"])
+        self._write(trainer, f"train {trainer.global_step} {loss.hex()} {rows}")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and not trainer.sanity_checking:
+            self._write(trainer, f"val {trainer.global_step} {float(loss).hex()}")
+
+
 class SignalAt(L.Callback):
     """Sends `signal` to this process at the start of a batch once `global_step` has reached
-    `step`, after letting `skip_batches` more batches run (orphan work, mid-accumulation)."""
+    `step`, after letting `skip_batches` more batches run (orphan work, mid-accumulation).
+    With `rank`, only that DDP rank is signalled; with `once_file`, only the first process
+    that gets there (a requeued job that resumes past `step` is left alone)."""
 
-    def __init__(self, step: int, signal_name: str = "SIGKILL", skip_batches: int = 0) -> None:
+    def __init__(
+        self,
+        step: int,
+        signal_name: str = "SIGKILL",
+        skip_batches: int = 0,
+        rank: int | None = None,
+        once_file: str | None = None,
+    ) -> None:
         self.step = step
         self.signum = getattr(signal, signal_name)
         self.skip = skip_batches
+        self.rank = rank
+        self.once_file = Path(once_file) if once_file else None
         self.sent = False
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         if self.sent or trainer.global_step < self.step:
             return
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
+        if self.once_file is not None:
+            if self.once_file.exists():
+                return
+            self.once_file.touch()
         if self.skip:
             self.skip -= 1
             return

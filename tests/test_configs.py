@@ -21,6 +21,7 @@ GROUPS = [
     "callbacks",
     "paths",
     "experiment",
+    "hparams_search",
     "debug",
 ]
 
@@ -41,8 +42,12 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
     overrides = [f"{group}={option}"]
     if group == "data" and option == "prepared":
         overrides.append(f"data.data_dir={tmp_path}")
-    if group == "trainer" and option == "gpu" and not torch.cuda.is_available():
-        overrides.append("trainer.accelerator=cpu")  # everything but the device itself
+    gpu_only = group == "trainer" and option in ("gpu", "ddp", "fsdp")
+    if gpu_only and not torch.cuda.is_available():
+        # Everything but the device itself (FSDP's strategy object is tested in test_sweeps).
+        overrides += ["trainer.accelerator=cpu", "trainer.devices=1"]
+        if option == "fsdp":
+            overrides.append("trainer.strategy=auto")
     cfg = validate_config(compose_train(tmp_path, overrides))
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from filelock import FileLock
 from torch.utils.data import DataLoader
 
 from parrot_lm.data.dataset import StridedWindows, TokenStream, TokenWindows
@@ -59,14 +60,18 @@ class TokenDataModule(L.LightningDataModule):
         if self.source is not None:
             if self.tokenizer_spec is None:
                 raise DataError("data.tokenizer must be set when data.source is set.")
-            prepare_corpus(
-                self.data_dir,
-                self.source,
-                self.tokenizer_spec,
-                self.val_fraction,
-                filters=self.filters,
-                val_source=self.val_source,
-            )
+            # Parallel sweep jobs and SLURM ranks may all start here: one prepares, the others
+            # wait and then find the artifact ready.
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(self.data_dir.parent / f".{self.data_dir.name}.lock"):
+                prepare_corpus(
+                    self.data_dir,
+                    self.source,
+                    self.tokenizer_spec,
+                    self.val_fraction,
+                    filters=self.filters,
+                    val_source=self.val_source,
+                )
         else:
             read_meta(self.data_dir)
 
@@ -145,7 +150,9 @@ class TokenDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
-        sampler = ResumableSampler(len(self.val_set), shuffle=False, rank=rank, world_size=world)
+        # Every window once across ranks, none dropped or repeated (ranks may get one batch more
+        # or less; the metric sums over all of them).
+        sampler = range(rank, len(self.val_set), world)
         return DataLoader(
             self.val_set, batch_size=self.batch_size, sampler=sampler, **self._loader_kwargs()
         )

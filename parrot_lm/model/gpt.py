@@ -1,7 +1,10 @@
-"""A LLaMA-style decoder-only transformer in plain torch.
+"""A decoder-only transformer in plain torch.
 
-Pre-norm blocks (RMSNorm), rotary positions, causal attention through SDPA (with optional
-grouped-query attention), SwiGLU feed-forward, no biases, tied input/output embeddings.
+The defaults are the LLaMA recipe: pre-norm blocks (RMSNorm), rotary positions, causal attention
+through SDPA (with optional grouped-query attention), SwiGLU feed-forward, no biases, tied
+input/output embeddings. The config's switches exist for ablations: `norm` (rmsnorm, layernorm,
+none), `norm_position` (pre, post) and `pos_encoding` (rope, learned, none); `n_kv_heads`,
+`tie_embeddings` and `dropout` cover the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class KVCache:
     """Keys and values of every layer for B sequences, filled slot by slot during generation.
 
     Slot order is time order; `valid` marks real tokens (False: left padding of a shorter
-    prompt in the batch), and `next_pos` is each row's next RoPE position.
+    prompt in the batch), and `next_pos` is each row's next position (RoPE or learned table).
     """
 
     def __init__(self, cfg: GPTConfig, batch_size: int, max_len: int, device, dtype) -> None:
@@ -45,8 +48,8 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
         mask: torch.Tensor | None = None,
@@ -57,7 +60,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, n_heads, T, hd)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cos is not None:  # RoPE; None with learned or no positions
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:  # append this step's keys/values, attend over all filled slots
             start = cache.length
             cache.k[layer, :, :, start : start + T] = k
@@ -87,24 +91,37 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))  # (B, T, d_model)
 
 
+def make_norm(cfg: GPTConfig) -> nn.Module:
+    """RMSNorm (weight only), LayerNorm (weight and bias, as GPT-2) or nothing."""
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+    if cfg.norm == "layernorm":
+        return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+    return nn.Identity()
+
+
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
-        self.attn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.post_norm = cfg.norm_position == "post"
+        self.attn_norm = make_norm(cfg)
         self.attn = CausalSelfAttention(cfg)
-        self.mlp_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.mlp_norm = make_norm(cfg)
         self.mlp = SwiGLU(cfg)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.post_norm:  # original Transformer: normalise the residual stream after each add
+            x = self.attn_norm(x + self.dropout(self.attn(x, cos, sin, cache, layer, mask)))
+            return self.mlp_norm(x + self.dropout(self.mlp(x)))  # (B, T, d_model)
         x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache, layer, mask))
         x = x + self.dropout(self.mlp(self.mlp_norm(x)))
         return x  # (B, T, d_model)
@@ -115,24 +132,33 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        # Learned absolute positions (GPT-2); RoPE and NoPE have no position parameters.
+        self.pos_emb = (
+            nn.Embedding(cfg.context_length, cfg.d_model) if cfg.pos_encoding == "learned" else None
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        # Post-norm blocks already end normalised: no final norm then.
+        self.norm = make_norm(cfg) if cfg.norm_position == "pre" else nn.Identity()
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
-        cos, sin = rope_cache(cfg.context_length, cfg.head_dim, cfg.rope_theta)
-        # Derived tables, not state: kept out of checkpoints.
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        if cfg.pos_encoding == "rope":
+            cos, sin = rope_cache(cfg.context_length, cfg.head_dim, cfg.rope_theta)
+            # Derived tables, not state: kept out of checkpoints.
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.init_weights()
 
     @torch.no_grad()
     def init_weights(self) -> None:
-        """GPT-2 style: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers)."""
+        """GPT-2 style: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers); norms
+        start as the identity map (weight 1, bias 0)."""
         std = self.cfg.init_std
         residual_std = std / math.sqrt(2 * self.cfg.n_layers)
         nn.init.normal_(self.tok_emb.weight, mean=0.0, std=std)
+        if self.pos_emb is not None:
+            nn.init.normal_(self.pos_emb.weight, mean=0.0, std=std)
         if not self.cfg.tie_embeddings:
             nn.init.normal_(self.lm_head.weight, mean=0.0, std=std)
         for block in self.blocks:
@@ -141,9 +167,11 @@ class GPT(nn.Module):
             nn.init.normal_(block.mlp.gate.weight, mean=0.0, std=std)
             nn.init.normal_(block.mlp.up.weight, mean=0.0, std=std)
             nn.init.normal_(block.mlp.down.weight, mean=0.0, std=residual_std)
-            nn.init.ones_(block.attn_norm.weight)
-            nn.init.ones_(block.mlp_norm.weight)
-        nn.init.ones_(self.norm.weight)
+        for module in self.modules():
+            if isinstance(module, nn.RMSNorm | nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
 
     def num_params(self) -> int:
         """Parameters counted once each (tied embeddings are one tensor)."""
@@ -167,20 +195,33 @@ class GPT(nn.Module):
                     f"Sequence length {T} exceeds the model's context length "
                     f"{self.cfg.context_length}."
                 )
-            cos, sin, mask = self.rope_cos[:T], self.rope_sin[:T], None  # (T, hd)
+            positions, mask = torch.arange(T, device=idx.device), None  # (T,)
         else:
-            cos, sin, mask = self._cache_step(cache, T, valid)
-        x = self.drop(self.tok_emb(idx))  # (B, T, d_model)
+            positions, mask = self._cache_step(cache, T, valid)  # (B, T), (B, 1, T, S)
+        x = self.tok_emb(idx)  # (B, T, d_model)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)  # (T, d_model) or (B, T, d_model), broadcast
+        x = self.drop(x)
+        cos, sin = self._rope(positions)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, cache, i, mask)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
 
+    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """cos/sin at `positions`: (T,) -> (T, hd); (B, T) -> (B, 1, T, hd); None without RoPE."""
+        if self.cfg.pos_encoding != "rope":
+            return None, None
+        cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+        if positions.dim() == 2:  # per-row positions: broadcast over heads
+            cos, sin = cos[:, None], sin[:, None]
+        return cos, sin
+
     def _cache_step(
         self, cache: KVCache, T: int, valid: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """RoPE tables at each row's own positions, and the attention mask over cached slots."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's own positions (B, T), and the attention mask over cached slots."""
         start, device = cache.length, cache.valid.device
         if start + T > cache.max_len:
             raise ValueError(f"The KV cache holds {cache.max_len} slots; {start + T} needed.")
@@ -195,9 +236,7 @@ class GPT(nn.Module):
         causal = slots[None, :] <= query_slots  # (T, S)
         mask = cache.valid[:, None, None, : start + T] & causal  # (B, 1, T, S)
         mask |= slots[None, None, None, :] == query_slots  # padding attends to itself: no NaN
-        cos = self.rope_cos[positions][:, None]  # (B, 1, T, hd)
-        sin = self.rope_sin[positions][:, None]
-        return cos, sin, mask
+        return positions, mask
 
     @torch.no_grad()
     def generate(

@@ -1,0 +1,227 @@
+"""TensorBoard HParams: one session per run, its hyperparameters against its final metrics.
+
+At fit start the run's hyperparameters (model.*, optim.*, a few data/trainer keys, seed) are
+written as an HParams session into the run's TensorBoard dir; at the end of training the
+metrics `hp/final_val_loss` and `hp/best_val_loss` are logged at the final step. The HParams
+dashboard shows each metric's last value, so a resumed run updates its own session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+FINAL_VAL_LOSS = "hp/final_val_loss"
+BEST_VAL_LOSS = "hp/best_val_loss"
+METRICS = (FINAL_VAL_LOSS, BEST_VAL_LOSS)
+SESSION_TAG = b"_hparams_/session_start_info"  # torch/tensorboard's HParams session tag
+SCAN_RECORDS = 1000  # records read per events file when looking for a session
+TRAINER_KEYS = ("accumulate_grad_batches", "precision", "max_steps")
+
+
+def hparam_value(value: Any) -> int | float | str | bool:
+    """A value TensorBoard's HParams accepts: int, float, str, bool (lists as text, None "null")."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if value is None:
+        return "null"
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # 0-d tensor or numpy
+        return hparam_value(value.item())
+    if isinstance(value, (list, tuple)):
+        return str([_plain(v) for v in value])
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"d_model": 32}} -> {"model.d_model": 32}; OmegaConf containers are resolved."""
+    try:  # DictConfig from Hydra (instantiate passes nested nodes through unconverted)
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(params):
+            params = OmegaConf.to_container(params, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def has_hparams_session(log_dir: str | Path) -> bool:
+    """Whether any events file in `log_dir` already holds an HParams session (a resumed run, or a
+    restart in the same run dir). TensorBoard keeps one session per run dir (a tag's first
+    metadata), so a second would be dead weight that never shows."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        try:
+            # A session is written at fit start, so it sits among the first records of its
+            # file; reading a long run's whole events files (pure Python) could take minutes.
+            for record in itertools.islice(RawEventFileLoader(str(path)).Load(), SCAN_RECORDS):
+                if SESSION_TAG in record:
+                    return True
+        except Exception as e:  # a truncated or foreign file: not a session, say so
+            log.warning("Could not read %s while looking for an HParams session (%s).", path, e)
+    return False
+
+
+def hparams_summaries(params: Mapping[str, Any], metric_tags: Iterable[str]) -> list[Any]:
+    """The experiment, session-start and session-end Summary protos of one HParams session.
+
+    Like torch.utils.tensorboard.summary.hparams, except that bools stay bools (torch turns
+    them into numbers). The session is marked successful at once, as torch and Lightning do:
+    its metrics are whatever the run last logged under `metric_tags`.
+    """
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    now = time.time()
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=now)
+    infos = []
+    for name, value in params.items():
+        if isinstance(value, bool):
+            start.hparams[name].bool_value, kind = value, "DATA_TYPE_BOOL"
+        elif isinstance(value, (int, float)):
+            start.hparams[name].number_value, kind = float(value), "DATA_TYPE_FLOAT64"
+        else:
+            start.hparams[name].string_value, kind = str(value), "DATA_TYPE_STRING"
+        infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind)))
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metric_tags],
+        time_created_secs=now,
+    )
+    end = plugin_data_pb2.SessionEndInfo(
+        status=api_pb2.Status.Value("STATUS_SUCCESS"), end_time_secs=now
+    )
+
+    def summary(tag: str, **content: Any) -> Any:
+        data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
+        plugin = SummaryMetadata.PluginData(
+            plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()
+        )
+        return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+    return [
+        summary(metadata.EXPERIMENT_TAG, experiment=experiment),
+        summary(metadata.SESSION_START_INFO_TAG, session_start_info=start),
+        summary(metadata.SESSION_END_INFO_TAG, session_end_info=end),
+    ]
+
+
+def _tensorboard_logger(trainer: L.Trainer):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger
+    return None
+
+
+class HParamsSummary(L.Callback):
+    """Writes the run's HParams session at fit start and its final metrics at train end.
+
+    `extra` holds the config values the module does not know (data.*, seed), nested or flat;
+    model.* and optim.* come from the LightningModule's hparams (the resolved values the run
+    trains with), the trainer keys from the Trainer. Does nothing without a TensorBoardLogger,
+    and nothing on ranks other than zero. The best val loss is kept in checkpoints, so a
+    resumed run reports the best over the whole run.
+    """
+
+    def __init__(self, extra: Mapping[str, Any] | None = None) -> None:
+        self.extra = flatten(extra or {})
+        self.best_val_loss: float | None = None
+        self.session_written = False
+
+    # -- state carried in checkpoints -------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_val_loss": self.best_val_loss}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        best = state_dict.get("best_val_loss")
+        if best is not None:
+            self.best_val_loss = float(best)
+
+    # -- what is logged ------------------------------------------------------------------------
+    def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The flat {name: int | float | str | bool} hyperparameters of this run."""
+        hp = pl_module.hparams
+        params: dict[str, Any] = {}
+        for group in ("model", "optim"):
+            if isinstance(hp.get(group), Mapping):
+                params.update(flatten(hp[group], group + "."))
+        for key in TRAINER_KEYS:
+            params[f"trainer.{key}"] = getattr(trainer, key, None)
+        params.update(self.extra)
+        return {k: hparam_value(v) for k, v in sorted(params.items())}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = _tensorboard_logger(trainer)
+        if logger is None or not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        if has_hparams_session(logger.log_dir):
+            log.info(
+                "HParams: %s already has this run's session; not writing another.", logger.log_dir
+            )
+            return
+        # Written straight into the run's events file rather than through
+        # TensorBoardLogger.log_hyperparams(params, metrics): that would also log placeholder
+        # metric values at step 0 (shown as the result of a run killed before its end) and add
+        # these flat keys to the logger's hparams.yaml next to the nested ones Lightning saved.
+        writer = logger.experiment._get_file_writer()  # as Lightning's log_hyperparams does
+        for summary in hparams_summaries(self.collect(trainer, pl_module), METRICS):
+            writer.add_summary(summary)
+        writer.flush()
+        self.session_written = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get("val/loss")
+        if value is None:
+            return
+        value = float(value)
+        if math.isfinite(value) and (self.best_val_loss is None or value < self.best_val_loss):
+            self.best_val_loss = value
+
+    def _log_metrics(self, trainer: L.Trainer) -> None:
+        logger = _tensorboard_logger(trainer)
+        if logger is None or not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        final = trainer.callback_metrics.get("val/loss")
+        metrics = {}
+        if final is not None:
+            metrics[FINAL_VAL_LOSS] = float(final)
+        if self.best_val_loss is not None:
+            metrics[BEST_VAL_LOSS] = self.best_val_loss
+        if metrics:
+            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.experiment.flush()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log_metrics(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        try:  # best effort: the dashboard then shows where the run got to
+            self._log_metrics(trainer)
+        except Exception:  # never mask the exception that ended the run
+            log.debug("HParams: could not log the metrics after an exception", exc_info=True)
