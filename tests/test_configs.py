@@ -50,6 +50,8 @@ def test_option_composes_and_instantiates(tmp_path, group, option):
             overrides.append("trainer.strategy=auto")
     cfg = validate_config(compose_train(tmp_path, overrides))
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():  # GPU recipes
+        cfg.trainer.accelerator = "cpu"
 
     model_cfg = OmegaConf.to_container(cfg.model)
     model_cfg["vocab_size"] = model_cfg["vocab_size"] or 50257
