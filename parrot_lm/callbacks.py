@@ -67,11 +67,16 @@ class RNGState(L.Callback):
 
 
 class GracefulStop(L.Callback):
-    """SIGTERM / SIGINT (and SIGUSR1/SIGUSR2 under SLURM): finish the optimizer step in flight,
-    save last.ckpt, exit non-zero. SIGUSR1 also requeues the SLURM job into the same run dir;
-    SIGUSR2 (submitit's timeout/preemption signal) is then handed to the handler that was there
-    before (submitit's, which requeues the job). A signal seen by any DDP rank stops all ranks
-    at the same step. A run that ends normally always leaves last.ckpt at its final step."""
+    """Owns last.ckpt: written inside the training loop at the step boundary where the run
+    ends (its final step, or the step in flight when a signal came), so a resume starts
+    exactly there. (Lightning's own end-of-training save comes after the loop has marked the
+    epoch complete, which would resume at the next epoch.)
+
+    SIGTERM / SIGINT (and SIGUSR1/SIGUSR2 under SLURM) finish the optimizer step in flight,
+    save, and exit non-zero. SIGUSR1 also requeues the SLURM job into the same run dir;
+    SIGUSR2 (submitit's timeout/preemption signal) is then handed to the handler that was
+    there before (submitit's, which requeues the job). A signal seen by any DDP rank stops all
+    ranks at the same step."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -96,9 +101,9 @@ class GracefulStop(L.Callback):
             signal.signal(sig, self._handler)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.received is None and trainer.global_step > 0 and not trainer.fast_dev_run:
-            # The final state is always saved, whatever the periodic cadence.
-            trainer.save_checkpoint(self.ckpt_dir / "last.ckpt", weights_only=False)
+        if self.saved_path is None and trainer.global_step > 0 and not trainer.fast_dev_run:
+            # Ended some other way than max_steps (e.g. max_epochs): save what there is.
+            self._save(trainer)
         self._restore_handlers()
 
     def _restore_handlers(self) -> None:
@@ -108,6 +113,10 @@ class GracefulStop(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
         self._restore_handlers()  # and save nothing: the last good checkpoint stays last
+
+    def _save(self, trainer: L.Trainer) -> None:
+        self.saved_path = self.ckpt_dir / "last.ckpt"
+        trainer.save_checkpoint(self.saved_path, weights_only=False)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         if self.saved_path is not None:
@@ -125,18 +134,35 @@ class GracefulStop(L.Callback):
             if stop and self.received is None:
                 self.received = signal.SIGTERM  # another rank was told to stop
         if self.received is None:
+            if 0 < trainer.max_steps <= trainer.global_step and not self._validates_now(trainer):
+                self._save(trainer)  # the final step (else after its validation, below)
             return
-        self.saved_path = self.ckpt_dir / "last.ckpt"
-        trainer.save_checkpoint(self.saved_path, weights_only=False)
+        self._save(trainer)
         log.warning("Saved %s at step %d; stopping.", self.saved_path, trainer.global_step)
         if self.received == signal.SIGUSR1 and trainer.is_global_zero:
             requeue_slurm_job()
         trainer.should_stop = True
+        # No last validation on the way out: a preempted job has seconds to spare.
+        trainer.limit_val_batches = 0
         if self.received == signal.SIGUSR2:
             previous = self._previous.get(signal.SIGUSR2)
             if callable(previous):  # submitit: requeue this job into the same job dir
                 self._restore_handlers()
                 previous(signal.SIGUSR2, None)
+
+    @staticmethod
+    def _validates_now(trainer: L.Trainer) -> bool:
+        """Whether Lightning validates right after this batch (val_check_batch counts batches
+        over all epochs, as check_val_every_n_epoch=None makes it)."""
+        interval = trainer.val_check_batch
+        if not trainer.enable_validation or not isinstance(interval, int):
+            return False
+        return (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % interval == 0
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        final = 0 < trainer.max_steps <= trainer.global_step and self.received is None
+        if final and self.saved_path is None and not trainer.sanity_checking:
+            self._save(trainer)  # after the final validation, so its results are in the state
 
     @property
     def exit_code(self) -> int | None:

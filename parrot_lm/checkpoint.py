@@ -10,8 +10,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from parrot_lm.errors import ParrotError
 from parrot_lm.model.config import GPTConfig
@@ -23,6 +25,17 @@ STEP_RE = re.compile(r"step(\d+)\.ckpt$")
 
 class CheckpointError(ParrotError):
     pass
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """Step files (and last.ckpt) every N optimizer steps, saved inside the training loop.
+
+    Lightning's own save at train end comes after the loop has marked the epoch complete, so a
+    resume from it would skip to the next epoch; GracefulStop saves the final step instead.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

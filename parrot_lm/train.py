@@ -202,6 +202,8 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
         trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0
     trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
     if graceful.exit_code is not None:
+        if not trainer.is_global_zero:  # rank 0 reports; a failing rank would get it killed
+            return None
         log.warning(
             "Stopped by signal; resume with: python train.py resume=%s", cfg.paths.output_dir
         )

@@ -120,9 +120,14 @@ class TokenDataModule(L.LightningDataModule):
         return self.trainer.global_rank, self.trainer.world_size
 
     def _position(self) -> tuple[int, int]:
-        """(epoch, batches consumed in it), from Lightning's progress counters."""
+        """(epoch, batches consumed in it), from Lightning's progress counters.
+
+        The epoch is the last one started: Lightning counts an epoch as completed as soon as
+        its loop ends, also when a stop or max_steps ended it part-way through.
+        """
         loop = self.trainer.fit_loop
-        return loop.epoch_progress.current.completed, loop.epoch_loop.batch_progress.current.ready
+        epoch = max(loop.epoch_progress.current.ready - 1, 0)
+        return epoch, loop.epoch_loop.batch_progress.current.ready
 
     def _loader_kwargs(self) -> dict[str, Any]:
         # Own generator: the global RNG (dropout) is not consumed by creating iterators.
