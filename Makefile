@@ -43,8 +43,9 @@ export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<ru
 report: $(STAMP) ## sweep table + val/loss plot: make report ARGS=outputs/multiruns/<date>/<time>
 	$(PY) scripts/report.py $(ARGS)
 
+# Test files run in parallel, one per core (a file's fixtures stay in one worker).
 test: $(STAMP) ## run the test suite
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
 bench: $(STAMP) ## measure ratios (tokenization, prepare memory, generation with/without KV cache, evaluation); writes outputs/bench/
 	$(PY) scripts/bench.py $(ARGS)

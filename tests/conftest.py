@@ -60,6 +60,25 @@ def assert_user_error(proc, fragment: str, code: int | None = 2) -> None:
     assert fragment in proc.stderr, proc.stderr[-3000:]
 
 
+# 40 stories and a 300-token BPE: the corpus of the resume, DDP and sweep tests.
+SMALL_CORPUS = ["data.source.num_documents=40", "data.tokenizer.vocab_size=300"]
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> Path:
+    """`paths.data_dir` holding the SMALL_CORPUS stories, prepared once per session."""
+    from parrot_lm.data.prepare import prepare_corpus
+
+    root = tmp_path_factory.mktemp("small_data")
+    prepare_corpus(
+        root / "stories",
+        {"kind": "stories", "num_documents": 40, "seed": 0},
+        {"kind": "bpe", "vocab_size": 300},
+        0.05,
+    )
+    return root
+
+
 TINY_RUN_STEPS = 20
 
 

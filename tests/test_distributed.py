@@ -13,15 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from parrot_lm.data.prepare import prepare_corpus
-from tests.conftest import ROOT, TINY_MODEL, assert_user_error, run_cli
+from tests.conftest import ROOT, SMALL_CORPUS, TINY_MODEL, assert_user_error, run_cli
 
 GLOBAL_BATCH = 8
 STEPS = 6
 BASE = [
     *TINY_MODEL,
-    "data.source.num_documents=40",
-    "data.tokenizer.vocab_size=300",
+    *SMALL_CORPUS,
     "logger=none",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
@@ -36,14 +34,9 @@ BASE = [
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
+def work(tmp_path_factory, small_data_dir) -> Path:
     root = tmp_path_factory.mktemp("ddp")
-    prepare_corpus(
-        root / "data" / "stories",
-        {"kind": "stories", "num_documents": 40, "seed": 0},
-        {"kind": "bpe", "vocab_size": 300},
-        0.05,
-    )
+    (root / "data").symlink_to(small_data_dir)
     return root
 
 

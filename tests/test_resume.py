@@ -11,17 +11,13 @@ import pytest
 import torch
 
 from parrot_lm.data.dataset import TokenWindows
-from parrot_lm.data.prepare import prepare_corpus
-from tests.conftest import ROOT, TINY_MODEL, run_cli
+from tests.conftest import ROOT, SMALL_CORPUS, TINY_MODEL, run_cli
 
-SOURCE = {"kind": "stories", "num_documents": 40, "seed": 0}
-TOKENIZER = {"kind": "bpe", "vocab_size": 300}
 BATCH = 8
 BASE = [
     *TINY_MODEL,
     "model.dropout=0.1",  # so the RNG state matters
-    "data.source.num_documents=40",
-    "data.tokenizer.vocab_size=300",
+    *SMALL_CORPUS,
     f"data.batch_size={BATCH}",
     "trainer.deterministic=true",
     "trainer.enable_progress_bar=false",
@@ -35,9 +31,9 @@ BASE = [
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
+def work(tmp_path_factory, small_data_dir) -> Path:
     root = tmp_path_factory.mktemp("resume")
-    prepare_corpus(root / "data" / "stories", SOURCE, TOKENIZER, 0.05)
+    (root / "data").symlink_to(small_data_dir)
     return root
 
 

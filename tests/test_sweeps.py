@@ -14,14 +14,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.launch import claim_device, threads_per_job
-from tests.conftest import CONF_DIR, ROOT, TINY_MODEL, run_cli
+from tests.conftest import CONF_DIR, ROOT, SMALL_CORPUS, TINY_MODEL, run_cli
 
 BASE = [
     *TINY_MODEL,
-    "data.source.num_documents=40",
-    "data.tokenizer.vocab_size=300",
+    *SMALL_CORPUS,
     "data.batch_size=8",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
@@ -29,16 +27,9 @@ BASE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sweep_data")
-    prepare_corpus(
-        root / "stories",
-        {"kind": "stories", "num_documents": 40, "seed": 0},
-        {"kind": "bpe", "vocab_size": 300},
-        0.05,
-    )
-    return root
+@pytest.fixture
+def data_dir(small_data_dir) -> Path:
+    return small_data_dir
 
 
 def multirun(data_dir: Path, sweep_dir: Path, *overrides: str, timeout: int = 300):
