@@ -88,8 +88,14 @@ class LitLM(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         mean_nll = self.val_nll.compute()
         # compute() already summed over ranks: every rank holds the same value.
-        self.log("val/loss", mean_nll, prog_bar=True, rank_zero_only=True)
-        self.log("val/ppl", torch.exp(mean_nll), rank_zero_only=True)
+        self.log("val/loss", mean_nll, prog_bar=True, rank_zero_only=True, logger=False)
+        self.log("val/ppl", torch.exp(mean_nll), rank_zero_only=True, logger=False)
+        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            # At the optimizer step the weights are from (Lightning's own logging would put a
+            # validation inside fit one step earlier on the x-axis than one before it).
+            metrics = {"val/loss": float(mean_nll), "val/ppl": math.exp(float(mean_nll))}
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=self.global_step)
         if not self.trainer.sanity_checking:
             log.info(
                 "step %d: val/loss %.4f, val/ppl %.2f, %s tokens seen",
