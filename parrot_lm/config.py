@@ -50,6 +50,12 @@ class OptimSchema:
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
     schedule_steps: int | None = None  # None = trainer.max_steps at the start of the run
+    # optim=muon: torch.optim.Muon on the blocks' matrices (the rest keeps AdamW at `lr`)
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    muon_nesterov: bool = True
+    muon_ns_steps: int = 5
+    muon_weight_decay: float = 0.0
 
 
 @dataclass
@@ -97,6 +103,16 @@ class TrainerSchema:
 
 
 @dataclass
+class SpeedSchema:
+    compile: bool = False
+    compile_mode: str | None = None
+    compile_backend: str = "inductor"
+    matmul_precision: str = "high"
+    sdpa_backend: str = "auto"
+    activation_checkpointing: bool = False
+
+
+@dataclass
 class SampleSchema:
     prompt: str = "Once upon a time"
     max_new_tokens: int = 120
@@ -119,6 +135,7 @@ class TrainSchema:
     data: DataSchema = field(default_factory=DataSchema)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     sample: SampleSchema = field(default_factory=SampleSchema)
+    speed: SpeedSchema = field(default_factory=SpeedSchema)
     logger: Any = None
     callbacks: Any = None
     paths: Any = None
@@ -131,7 +148,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
     try:
         merged = OmegaConf.merge(schema, cfg)
         # Resolve now so that bad interpolations and types inside them fail here, not mid-run.
-        for key in ("model", "optim", "data", "trainer", "sample"):
+        for key in ("model", "optim", "data", "trainer", "sample", "speed"):
             OmegaConf.to_container(merged[key], resolve=True)
     except OmegaConfBaseException as e:
         raise ConfigError(f"Invalid config at '{e.full_key}': {str(e.msg).splitlines()[0]}") from e

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from parrot_lm.evaluate import TokenNLL
+from parrot_lm.flops import flops_per_token, measure_peak_flops
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
 
@@ -37,7 +38,16 @@ class LitLM(L.LightningModule):
         self.tokens_seen = 0  # training tokens consumed, saved in checkpoints
         self.val_nll = TokenNLL()  # the metric scripts/evaluate.py uses
         self._last_log_time: float | None = None
+        self._flops_per_token = flops_per_token(self.model.cfg)
+        self._peak_flops: float | None = None
         self._tokens_since_log = 0
+
+    def on_fit_start(self) -> None:
+        """Measure this device's dense matmul peak in the dtype training computes in."""
+        bf16 = str(self.trainer.precision).startswith("bf16")
+        size = 4096 if self.device.type == "cuda" else 512
+        dtype = torch.bfloat16 if bf16 and self.device.type == "cuda" else torch.float32
+        self._peak_flops = measure_peak_flops(self.device, dtype, size)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -71,6 +81,9 @@ class LitLM(L.LightningModule):
             if self._last_log_time is not None:
                 rate = self._tokens_since_log / max(now - self._last_log_time, 1e-9)
                 self.log("train/tokens_per_sec", rate, prog_bar=True)
+                if self._peak_flops:  # model FLOPs utilisation against the measured peak
+                    peak = self._peak_flops * self.trainer.world_size
+                    self.log("train/mfu", rate * self._flops_per_token / peak)
             self._last_log_time, self._tokens_since_log = now, 0
         return loss
 

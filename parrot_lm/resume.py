@@ -32,6 +32,7 @@ MUTABLE_ON_RESUME = (
     "sample",
     "checkpoint_io",
     "paths",
+    "speed",
 )
 
 

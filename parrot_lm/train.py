@@ -36,6 +36,7 @@ from parrot_lm.lit_module import LitLM
 from parrot_lm.model import GPTConfig
 from parrot_lm.resume import load_run_config, merge_resume_config, save_run_config
 from parrot_lm.sampling import sample_text
+from parrot_lm.speed import apply_speed_settings
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
         total_steps=optim_cfg["schedule_steps"] or cfg.trainer.max_steps,
         nonfinite_loss=cfg.nonfinite_loss,
     )
+    apply_speed_settings(OmegaConf.to_container(cfg.speed, resolve=True), lit.model)
     log.info(
         "Model: %s parameters (d_model %d, %d layers, %d heads, vocab %s, context %d)",
         f"{lit.model.num_params():,}",

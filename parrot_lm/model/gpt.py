@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from parrot_lm.model.config import GPTConfig
 from parrot_lm.model.rope import apply_rope, rope_cache
@@ -148,6 +149,7 @@ class GPT(nn.Module):
             # Derived tables, not state: kept out of checkpoints.
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        self.activation_checkpointing = False  # a speed switch (parrot_lm.speed), not state
         self.init_weights()
 
     @torch.no_grad()
@@ -204,7 +206,11 @@ class GPT(nn.Module):
         x = self.drop(x)
         cos, sin = self._rope(positions)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, cache, i, mask)
+            if self.activation_checkpointing and self.training and cache is None:
+                # Keep only each block's input; recompute its activations in backward.
+                x = checkpoint(block, x, cos, sin, None, i, mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, cache, i, mask)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)

@@ -7,11 +7,11 @@ import torch.nn as nn
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW param groups; tied tensors appear once (named_parameters dedups them)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
+    return split_decay([p for _, p in model.named_parameters() if p.requires_grad], weight_decay)
+
+
+def split_decay(params: list[nn.Parameter], weight_decay: float) -> list[dict]:
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
