@@ -21,6 +21,7 @@ from parrot_lm.bench.generate import (  # noqa: E402
     generation_speed,
 )
 from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput  # noqa: E402
+from parrot_lm.bench.train import TRAIN_MODELS, TRAIN_QUICK, run_training_bench  # noqa: E402
 
 
 def main(argv: list[str]) -> dict:
@@ -30,6 +31,7 @@ def main(argv: list[str]) -> dict:
     args = parser.parse_args(argv)
     docs = 400 if args.quick else 40_000
     results = {
+        "training": run_training_bench(TRAIN_QUICK if args.quick else TRAIN_MODELS, args.quick),
         "tokenize": tokenize_throughput(docs, repeats=1 if args.quick else 3),
         "prepare_memory": prepare_peak_memory(200 if args.quick else 100_000),
         "generation": [
@@ -41,7 +43,25 @@ def main(argv: list[str]) -> dict:
         ),
     }
     t, m = results["tokenize"], results["prepare_memory"]
-    rows = [
+    rows = []
+    for r in results["training"]:
+        label = f"train {r['model']} ({r['device']}, batch {r['batch'][0]}x{r['batch'][1]})"
+        rows += [
+            (f"{label}: ParrotLM (tokens/s)", f"{r['parrot_tokens_per_s']:,.0f}"),
+            (f"{label}: bare PyTorch loop (tokens/s)", f"{r['bare_tokens_per_s']:,.0f}"),
+            (f"{label}: ParrotLM / bare (target >= 0.97)", f"{r['ratio_parrot_vs_bare']:.3f}"),
+            (
+                f"{label}: achieved / measured peak FLOP/s (MFU)",
+                f"{r['achieved_flops'] / 1e9:,.1f} / {r['peak_flops'] / 1e9:,.1f} G = "
+                f"{r['mfu']:.1%}",
+            ),
+            (
+                f"{label}: time between steps, data + loop (target < 1%)",
+                f"{r['parrot_between_steps_fraction']:.2%}",
+            ),
+            (f"{label}: peak memory (MiB)", f"{r['peak_memory_mib']:,.0f}"),
+        ]
+    rows += [
         (
             "tokenize: raw tiktoken encode_ordinary_batch (tokens/s)",
             f"{t['raw_tiktoken_tokens_per_s']:,.0f}",

@@ -21,3 +21,11 @@ def test_bench_quick_writes_table_and_json(tmp_path):
         assert gen[key] > 0
     assert results["evaluation"]["windows"] > 0 and results["evaluation"]["windows_per_s"] > 0
     assert "cache / no cache" in proc.stdout and "ParrotLM / transformers" in proc.stdout
+    # Training: ParrotLM and the bare loop both ran and were compared; MFU against a peak.
+    (train,) = results["training"]
+    assert train["parrot_tokens_per_s"] > 0 and train["bare_tokens_per_s"] > 0
+    ratio = train["parrot_tokens_per_s"] / train["bare_tokens_per_s"]
+    assert 0 < train["ratio_parrot_vs_bare"] and abs(train["ratio_parrot_vs_bare"] - ratio) < 1e-9
+    assert 0 < train["mfu"] == train["achieved_flops"] / train["peak_flops"]
+    assert 0 <= train["parrot_between_steps_fraction"] < 1
+    assert "ParrotLM / bare" in proc.stdout and "MFU" in proc.stdout

@@ -79,7 +79,9 @@ def lid_model(tmp_path_factory):
             lines.append(f"__label__{lang} " + " ".join(rng.choices(vocab, k=10)))
     (tmp / "train.txt").write_text("\n".join(lines) + "\n")
     # fasttext's trainer sometimes reports a NaN loss on a corpus this small (its loss average
-    # can divide by zero) and raises; that is about the fixture, not the filter: try again.
+    # can divide by zero) and raises, or silently returns a collapsed model (one label, p=1 for
+    # everything); that is about the fixture, not the filter: try again.
+    mixed = " ".join(w for pair in zip(EN_WORDS[:4], DE_WORDS[:4], strict=True) for w in pair)
     for attempt in range(20):
         try:
             model = fasttext.train_supervised(
@@ -95,12 +97,18 @@ def lid_model(tmp_path_factory):
                 seed=attempt,
                 verbose=0,
             )
-            break
         except RuntimeError as e:
             if "NaN" not in str(e):
                 raise
+            continue
+        learned = all(
+            model.predict(line.split(" ", 1)[1])[0][0] == line.split(" ", 1)[0]
+            for line in lines[:20]
+        )
+        if learned and float(model.predict(mixed)[1][0]) < 0.99:
+            break
     else:
-        pytest.fail("fasttext training returned NaN 20 times in a row")
+        pytest.fail("fasttext training failed (NaN or a collapsed model) 20 times in a row")
     model.save_model(str(tmp / "lid.bin"))
     return tmp / "lid.bin", set(lines)
 

@@ -1,0 +1,212 @@
+"""Training throughput: ParrotLM (Lightning Trainer + LitLM + TokenDataModule) against a bare
+PyTorch loop on the same model, data, optimizer and schedule, measured pair by pair.
+
+Per model: tokens/s of each (median over repeats, after warm-up steps), their ratio, achieved
+FLOP/s and MFU against a dense matmul peak measured in the same run, the share of step time
+spent outside the step (data fetch + loop overhead; an upper bound on waiting for data), and
+peak memory.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from parrot_lm.data.datamodule import TokenDataModule
+from parrot_lm.flops import flops_per_token, measure_peak_flops
+from parrot_lm.lit_module import LitLM
+from parrot_lm.model import GPTConfig
+from parrot_lm.optim import build_optimizer, build_scheduler
+
+OPTIM = dict(
+    name="adamw",
+    lr=1e-3,
+    betas=[0.9, 0.95],
+    eps=1e-8,
+    weight_decay=0.1,
+    fused=None,
+    warmup_steps=10,
+    min_lr_ratio=0.1,
+    grad_clip=1.0,
+)
+
+
+# conf/model shapes at their default batch (deep_narrow at batch 1 on CPU: ~4 s per step).
+TRAIN_MODELS = {
+    "tiny": (
+        dict(vocab_size=2048, context_length=128, d_model=128, n_layers=4, n_heads=4, d_ff=352),
+        16,
+    ),
+    "deep_narrow": (
+        dict(vocab_size=50257, context_length=1024, d_model=320, n_layers=16, n_heads=8, d_ff=854),
+        1,
+    ),
+}
+TRAIN_QUICK = {
+    "quick": (
+        dict(vocab_size=2048, context_length=32, d_model=32, n_layers=2, n_heads=2, d_ff=64),
+        4,
+    )
+}
+
+
+class StepTimer(L.Callback):
+    """Wall time from the first measured step's start to the last step's end, and the time
+    spent between steps (Lightning fetching the next batch and running its loop)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end = 0.0
+        self.between = 0.0
+        self._last_end: float | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        now = time.perf_counter()
+        if trainer.global_step == self.warmup:
+            self.start = now
+        elif self.start is not None and self._last_end is not None:
+            self.between += now - self._last_end
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._last_end = self.end = time.perf_counter()
+
+
+def _datamodule(data_dir: Path, context: int, batch_size: int) -> TokenDataModule:
+    return TokenDataModule(str(data_dir), context_length=context, batch_size=batch_size)
+
+
+def parrot_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
+    torch.manual_seed(0)
+    lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
+    timer = StepTimer(warmup)
+    trainer = L.Trainer(
+        accelerator=device,
+        devices=1,
+        precision="bf16-mixed" if device == "cuda" else "32-true",
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        callbacks=[timer],
+        default_root_dir=str(data_dir.parent),
+    )
+    trainer.fit(lit, datamodule=_datamodule(data_dir, shape["context_length"], batch_size))
+    seconds = timer.end - timer.start
+    return steps * batch_size * shape["context_length"] / seconds, timer.between / seconds
+
+
+def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
+    """The loop a user would write: same model init, windows, sampler, AdamW and schedule."""
+    torch.manual_seed(0)
+    lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
+    model = lit.model.to(device).train()
+    optimizer = build_optimizer(model, OPTIM)
+    scheduler = build_scheduler(optimizer, OPTIM, warmup + steps)
+    dm = _datamodule(data_dir, shape["context_length"], batch_size)
+    dm.setup("fit")
+    loader = torch.utils.data.DataLoader(
+        dm.train_set, batch_size=batch_size, shuffle=True, drop_last=True
+    )
+    batches = iter(loader)
+    autocast = torch.autocast(device, torch.bfloat16, enabled=device == "cuda")
+    waiting, start = 0.0, 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            waiting, start = 0.0, time.perf_counter()
+        fetch = time.perf_counter()
+        x, y = next(batches)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        waiting += time.perf_counter() - fetch
+        with autocast:
+            logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), OPTIM["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        loss.item()  # as a loop that prints its loss: one host sync per step
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return steps * batch_size * shape["context_length"] / seconds, waiting / seconds
+
+
+def training_speed(
+    name: str,
+    shape: dict[str, Any],
+    data_dir: Path,
+    batch_size: int,
+    warmup: int = 3,
+    steps: int = 10,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    parrot, bare, ratios, parrot_wait, bare_wait = [], [], [], [], []
+    for _ in range(repeats):  # pair by pair, so drifts in machine speed hit both alike
+        p, pw = parrot_run(shape, data_dir, batch_size, warmup, steps, device)
+        b, bw = bare_run(shape, data_dir, batch_size, warmup, steps, device)
+        parrot.append(p), bare.append(b), ratios.append(p / b)
+        parrot_wait.append(pw), bare_wait.append(bw)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    peak = measure_peak_flops(device, dtype, size=4096 if device == "cuda" else 1024)
+    tokens_per_s = statistics.median(parrot)
+    flops = tokens_per_s * flops_per_token(GPTConfig(**shape))
+    if device == "cuda":
+        peak_memory_mib = torch.cuda.max_memory_allocated() / 2**20
+    else:  # the process's peak resident set (Linux reports KiB)
+        peak_memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "model": name,
+        "device": device,
+        "batch": [batch_size, shape["context_length"]],
+        "parrot_tokens_per_s": tokens_per_s,
+        "bare_tokens_per_s": statistics.median(bare),
+        "ratio_parrot_vs_bare": statistics.median(ratios),
+        "achieved_flops": flops,
+        "peak_flops": peak,
+        "mfu": flops / peak,
+        "parrot_between_steps_fraction": statistics.median(parrot_wait),
+        "bare_data_wait_fraction": statistics.median(bare_wait),
+        "peak_memory_mib": peak_memory_mib,
+    }
+
+
+def stories_data(root: Path, num_documents: int = 2000) -> Path:
+    """A prepared corpus of embedded stories with a 2,048-token BPE (the default data)."""
+    from parrot_lm.data.prepare import prepare_corpus
+
+    data_dir = root / "stories"
+    prepare_corpus(
+        data_dir,
+        {"kind": "stories", "num_documents": num_documents, "seed": 0},
+        {"kind": "bpe", "vocab_size": 2048},
+        0.05,
+    )
+    return data_dir
+
+
+def run_training_bench(models: dict[str, tuple[dict, int]], quick: bool) -> list[dict[str, Any]]:
+    """models: name -> (shape, batch size)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = stories_data(Path(tmp), 300 if quick else 4000)
+        steps, warmup, repeats = (3, 1, 1) if quick else (10, 3, 3)
+        return [
+            training_speed(name, shape, data_dir, batch, warmup, steps, repeats)
+            for name, (shape, batch) in models.items()
+        ]
