@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from parrot_lm.errors import ParrotError
+from parrot_lm.resume import RUN_CONFIG, override_key
 
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"
 VAL_LOSS_PNG = "val_loss.png"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
-RUN_CONFIG = "run_config.yaml"
 TENSORBOARD = "tensorboard"
 # Where a run lives, not what it is: never a column of the report.
 IGNORED_OVERRIDE_KEYS = ("resume", "paths", "hydra")
@@ -261,10 +261,6 @@ def read_overrides(job_dir: Path) -> list[str]:
     return [
         str(o) for o in loaded if override_key(str(o)).split(".")[0] not in IGNORED_OVERRIDE_KEYS
     ]
-
-
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def read_max_steps(job_dir: Path) -> int | None:
