@@ -70,3 +70,72 @@ def test_flops_per_token_counts_the_matmul_parameters():
 def test_measured_peak_is_a_plausible_rate():
     peak = measure_peak_flops("cpu", torch.float32, size=128, repeats=3)
     assert 1e8 < peak < 1e14  # between 0.1 GFLOP/s and 100 TFLOP/s on any CPU
+
+
+def test_vocab_multiple_pads_the_vocab_and_refuses_nonsense():
+    from parrot_lm.train import resolve_model_config
+
+    meta = {"vocab_size": 50257, "splits": {"train": {"max_token_id": 50256}}}
+    assert resolve_model_config({**CFG, "vocab_size": None}, meta)["vocab_size"] == 50257
+    padded = resolve_model_config({**CFG, "vocab_size": None, "vocab_multiple": 64}, meta)
+    assert padded["vocab_size"] == 50304 and "vocab_multiple" not in padded
+    assert (
+        resolve_model_config(
+            {**CFG, "vocab_size": 128, "vocab_multiple": 64},
+            {**meta, "splits": {"train": {"max_token_id": 100}}},
+        )["vocab_size"]
+        == 128
+    )  # already a multiple
+    with pytest.raises(ConfigError, match="model.vocab_multiple"):
+        resolve_model_config({**CFG, "vocab_multiple": 0}, meta)
+
+
+class _PreferPadding(torch.nn.Module):
+    """A head whose padded rows win every argmax and most of the probability mass."""
+
+    def __init__(self, head: torch.nn.Linear, first_padded: int) -> None:
+        super().__init__()
+        self.head, self.first_padded = head, first_padded
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.head(h).clone()
+        logits[..., self.first_padded :] += 100.0
+        return logits
+
+
+def test_a_padded_vocab_trains_and_sampling_never_produces_padded_ids(tmp_path, small_data_dir):
+    from parrot_lm.inference import load_model
+    from parrot_lm.sampling import complete_texts
+    from tests.conftest import ROOT, SMALL_CORPUS, TINY_MODEL, run_cli
+
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        [
+            "train.py",
+            *TINY_MODEL,
+            *SMALL_CORPUS,
+            "model.vocab_multiple=64",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "trainer.max_steps=2",
+            "val_every_n_steps=2",
+            "sample.max_new_tokens=0",
+            f"paths.output_dir={run_dir}",
+            f"paths.data_dir={small_data_dir}",
+        ],
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = load_model(run_dir)
+    assert loaded.tokenizer.n_vocab == 300
+    assert loaded.model.cfg.vocab_size == 320  # 300 rounded up to a multiple of 64
+    loaded.model.lm_head = _PreferPadding(loaded.model.lm_head, 300)
+    for temperature in (0.0, 1.0):  # greedy and sampled: both would pick a padded id unmasked
+        texts = complete_texts(
+            loaded.model, loaded.tokenizer, ["Once upon", "The"], 12, temperature, seed=1
+        )
+        assert all(isinstance(t, str) for t in texts)
+    from parrot_lm.generate import generate_tokens
+
+    ids = generate_tokens(loaded.model, [[1, 2, 3]], 12, temperature=1.0, vocab_limit=300)
+    assert ids[0] and max(ids[0]) < 300
