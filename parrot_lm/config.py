@@ -105,7 +105,7 @@ class TrainerSchema:
 
 @dataclass
 class SpeedSchema:
-    compile: bool = False
+    compile: bool | None = None  # None: on when training on CUDA
     compile_mode: str | None = None
     compile_backend: str = "inductor"
     matmul_precision: str = "high"

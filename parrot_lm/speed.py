@@ -19,8 +19,12 @@ log = logging.getLogger(__name__)
 SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
 
-def apply_speed_settings(speed: dict[str, Any], model: GPT) -> None:
-    """matmul precision, SDPA kernels, activation checkpointing, then torch.compile in place."""
+def apply_speed_settings(speed: dict[str, Any], model: GPT, on_cuda: bool = False) -> None:
+    """matmul precision, SDPA kernels, activation checkpointing, then torch.compile in place.
+
+    `compile: null` compiles when training on CUDA, where it pays for its warm-up within a few
+    hundred steps; on CPU the tiny models gain little and every start would wait for it.
+    """
     precision = speed.get("matmul_precision", "high")
     if precision not in ("highest", "high", "medium"):
         raise ConfigError(
@@ -39,7 +43,8 @@ def apply_speed_settings(speed: dict[str, Any], model: GPT) -> None:
 
     model.activation_checkpointing = bool(speed.get("activation_checkpointing", False))
 
-    if speed.get("compile", False):
+    compile_model = speed.get("compile")
+    if compile_model if compile_model is not None else on_cuda:
         # Module.compile works in place: parameter names (and checkpoint keys) stay as they are.
         mode, backend = speed.get("compile_mode") or None, speed.get("compile_backend", "inductor")
         model.compile(mode=mode, backend=backend)

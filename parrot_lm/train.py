@@ -11,6 +11,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -180,7 +181,8 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
         total_steps=optim_cfg["schedule_steps"] or cfg.trainer.max_steps,
         nonfinite_loss=cfg.nonfinite_loss,
     )
-    apply_speed_settings(OmegaConf.to_container(cfg.speed, resolve=True), lit.model)
+    on_cuda = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    apply_speed_settings(OmegaConf.to_container(cfg.speed, resolve=True), lit.model, on_cuda)
     log.info(
         "Model: %s parameters (d_model %d, %d layers, %d heads, vocab %s, context %d)",
         f"{lit.model.num_params():,}",

@@ -21,7 +21,12 @@ from parrot_lm.bench.generate import (  # noqa: E402
     generation_speed,
 )
 from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput  # noqa: E402
-from parrot_lm.bench.train import TRAIN_MODELS, TRAIN_QUICK, run_training_bench  # noqa: E402
+from parrot_lm.bench.train import (  # noqa: E402
+    TRAIN_MODELS,
+    TRAIN_MODELS_GPU,
+    TRAIN_QUICK,
+    run_training_bench,
+)
 
 
 def main(argv: list[str]) -> dict:
@@ -30,8 +35,11 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args(argv)
     docs = 400 if args.quick else 40_000
+    import torch
+
+    train_models = TRAIN_MODELS_GPU if torch.cuda.is_available() else TRAIN_MODELS
     results = {
-        "training": run_training_bench(TRAIN_QUICK if args.quick else TRAIN_MODELS, args.quick),
+        "training": run_training_bench(TRAIN_QUICK if args.quick else train_models, args.quick),
         "tokenize": tokenize_throughput(docs, repeats=1 if args.quick else 3),
         "prepare_memory": prepare_peak_memory(200 if args.quick else 100_000),
         "generation": [

@@ -139,3 +139,14 @@ def test_a_padded_vocab_trains_and_sampling_never_produces_padded_ids(tmp_path, 
 
     ids = generate_tokens(loaded.model, [[1, 2, 3]], 12, temperature=1.0, vocab_limit=300)
     assert ids[0] and max(ids[0]) < 300
+
+
+def test_compile_null_means_on_for_cuda_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(GPT, "compile", lambda self, **kw: calls.append(kw))
+    apply_speed_settings({"compile": None}, _model(), on_cuda=False)
+    assert calls == []
+    apply_speed_settings({"compile": None}, _model(), on_cuda=True)
+    assert calls == [{"mode": None, "backend": "inductor"}]
+    apply_speed_settings({"compile": False}, _model(), on_cuda=True)
+    assert len(calls) == 1

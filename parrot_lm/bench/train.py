@@ -25,6 +25,7 @@ from parrot_lm.flops import flops_per_token, measure_peak_flops
 from parrot_lm.lit_module import LitLM
 from parrot_lm.model import GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
+from parrot_lm.speed import apply_speed_settings
 
 OPTIM = dict(
     name="adamw",
@@ -48,6 +49,16 @@ TRAIN_MODELS = {
     "deep_narrow": (
         dict(vocab_size=50257, context_length=1024, d_model=320, n_layers=16, n_heads=8, d_ff=854),
         1,
+    ),
+}
+# On a GPU: the bf16 + torch.compile table, at batches that fill an H200.
+TRAIN_MODELS_GPU = {
+    "deep_narrow": (TRAIN_MODELS["deep_narrow"][0], 32),
+    "gpt2_small": (
+        dict(
+            vocab_size=50257, context_length=1024, d_model=768, n_layers=12, n_heads=12, d_ff=2048
+        ),
+        16,
     ),
 }
 TRAIN_QUICK = {
@@ -77,6 +88,8 @@ class StepTimer(L.Callback):
             self.between += now - self._last_end
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()  # the step's kernels have run, not just been queued
         self._last_end = self.end = time.perf_counter()
 
 
@@ -87,6 +100,7 @@ def _datamodule(data_dir: Path, context: int, batch_size: int) -> TokenDataModul
 def parrot_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
     torch.manual_seed(0)
     lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
+    apply_speed_settings({}, lit.model, on_cuda=device == "cuda")  # train.py's defaults
     timer = StepTimer(warmup)
     trainer = L.Trainer(
         accelerator=device,
@@ -113,6 +127,7 @@ def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: i
     torch.manual_seed(0)
     lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
     model = lit.model.to(device).train()
+    apply_speed_settings({}, model, on_cuda=device == "cuda")  # the same compile as ParrotLM
     optimizer = build_optimizer(model, OPTIM)
     scheduler = build_scheduler(optimizer, OPTIM, warmup + steps)
     dm = _datamodule(data_dir, shape["context_length"], batch_size)
