@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate export report test bench lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate chat export report test bench browser lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ evaluate: $(STAMP) ## perplexity of a checkpoint: make evaluate ARGS="ckpt=outpu
 generate: $(STAMP) ## sample text: make generate ARGS="ckpt=outputs/runs/<run> prompt='Once upon a time'"
 	$(PY) scripts/generate.py $(ARGS)
 
+chat: $(STAMP) ## chat with checkpoints in the browser + OpenAI-compatible API: make chat ARGS="port=8000"
+	$(PY) scripts/chat.py $(ARGS)
+
 export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<run> format=hf"
 	$(PY) scripts/export.py $(ARGS)
 
@@ -49,6 +52,21 @@ test: $(STAMP) ## run the test suite
 
 bench: $(STAMP) ## measure ratios (tokenization, prepare memory, generation with/without KV cache, evaluation); writes outputs/bench/
 	$(PY) scripts/bench.py $(ARGS)
+
+# Best effort: without apt-get or root the chat browser test is skipped (unless
+# PARROT_REQUIRE_BROWSER=1, as in .ci/run, makes it fail).
+browser: ## install Debian's chromium + chromedriver for the chat e2e test
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "note: no apt-get here; install chromium + chromedriver yourself for tests/test_chat_browser.py"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+		else echo "note: not root and no sudo; cannot install chromium + chromedriver"; exit 0; fi; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null \
+			|| echo "note: installing chromium + chromium-driver failed; tests/test_chat_browser.py will skip"; \
+	fi
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

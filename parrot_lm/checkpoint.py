@@ -70,13 +70,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location=map_location or "cpu")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """torch.load with weights_only=True; unreadable or foreign files become CheckpointError."""
+def load_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """torch.load with weights_only=True; unreadable or foreign files become CheckpointError.
+
+    mmap=True maps the tensors instead of reading them: cheap when only the metadata (step,
+    hyperparameters, callback state) is wanted, e.g. to list checkpoints.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # truncated zip, pickle garbage, disallowed globals, ...
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"Checkpoint {path} is unreadable or corrupt ({first_line}).") from e

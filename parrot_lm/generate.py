@@ -7,6 +7,8 @@ kept for benchmarks and tests) every step recomputes the whole prefix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -70,6 +72,47 @@ def _prefill(model: GPT, rows: list[list[int]], max_len: int) -> tuple[KVCache, 
     return cache, logits[:, -1]
 
 
+def _fit_context(prompt: list[int], ctx: int) -> list[int]:
+    """The prompt's last tokens that leave room for one new token in the context."""
+    return list(prompt[-(ctx - 1) :]) if ctx > 1 else list(prompt[-1:])
+
+
+def _sample_steps(
+    model: GPT,
+    rows: list[list[int]],
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+    vocab_limit: int | None,
+    use_cache: bool,
+) -> Iterator[torch.Tensor]:
+    """Next ids (B,) on the CPU, one step per `next()`, without end: the caller decides when to
+    stop. Each step appends its ids to `rows`. Lazy, so the model runs only for the steps the
+    caller asks for (a stopped stream costs nothing more).
+
+    With the cache each step runs the model on one position; when a sequence outgrows the
+    context, the cache restarts from its last half-context tokens (a sliding window).
+    """
+    ctx = model.cfg.context_length
+    cache, logits = _prefill(model, rows, ctx) if use_cache else (None, None)
+    while True:
+        if not use_cache:
+            _, logits = _prefill(model, [r[-ctx:] for r in rows], ctx)
+        if vocab_limit is not None:
+            logits[:, vocab_limit:] = float("-inf")
+        next_ids = sample_next(logits, temperature, top_k, top_p, generator).cpu()
+        yield next_ids
+        for row, token in zip(rows, next_ids.tolist(), strict=True):
+            row.append(token)
+        if use_cache:
+            if cache.length == cache.max_len:  # slide: re-read the last half context
+                cache, logits = _prefill(model, [r[-(ctx // 2 or 1) :] for r in rows], ctx)
+            else:
+                step = next_ids.to(cache.valid.device)[:, None]  # (B, 1)
+                logits = model(step, cache=cache)[:, -1]
+
+
 @torch.no_grad()
 def generate_tokens(
     model: GPT,
@@ -92,32 +135,48 @@ def generate_tokens(
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("Every prompt needs at least one token.")
-    ctx = model.cfg.context_length
-    rows = [list(p[-(ctx - 1) :]) if ctx > 1 else list(p[-1:]) for p in prompts]
+    rows = [_fit_context(p, model.cfg.context_length) for p in prompts]
     new: list[list[int]] = [[] for _ in rows]
-    done = torch.zeros(len(rows), dtype=torch.bool)
-    cache, logits = _prefill(model, rows, ctx) if use_cache else (None, None)
+    done = [False] * len(rows)
+    steps = _sample_steps(model, rows, temperature, top_k, top_p, generator, vocab_limit, use_cache)
     for _ in range(max_new_tokens):
-        if not use_cache:
-            _, logits = _prefill(model, [r[-ctx:] for r in rows], ctx)
-        if vocab_limit is not None:
-            logits[:, vocab_limit:] = float("-inf")
-        next_ids = sample_next(logits, temperature, top_k, top_p, generator).cpu()
-        for i, token in enumerate(next_ids.tolist()):
+        for i, token in enumerate(next(steps).tolist()):
             if done[i]:
                 continue
             if eot_id is not None and token == eot_id:
                 done[i] = True
                 continue
             new[i].append(token)
-        if bool(done.all()):
+        if all(done):
             break
-        for row, token in zip(rows, next_ids.tolist(), strict=True):
-            row.append(token)
-        if use_cache:
-            if cache.length == cache.max_len:  # slide: re-read the last half context
-                cache, logits = _prefill(model, [r[-(ctx // 2 or 1) :] for r in rows], ctx)
-            else:
-                step = next_ids.to(cache.valid.device)[:, None]  # (B, 1)
-                logits = model(step, cache=cache)[:, -1]
     return new
+
+
+@torch.no_grad()
+def iter_tokens(
+    model: GPT,
+    prompt: list[int],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eot_id: int | None = None,
+    generator: torch.Generator | None = None,
+    vocab_limit: int | None = None,
+) -> Iterator[int]:
+    """The new tokens of ONE prompt, yielded as each is sampled (for streaming).
+
+    Same sampling as `generate_tokens` (KV cache, sliding window, temperature/top-k/top-p,
+    vocab_limit): `list(iter_tokens(m, p, ...)) == generate_tokens(m, [p], ...)[0]` for the
+    same generator state. Ends before eot_id, after max_new_tokens, or when the caller stops
+    iterating (e.g. on a stop string); the model never runs ahead of the consumer.
+    """
+    if len(prompt) == 0:
+        raise ValueError("The prompt needs at least one token.")
+    rows = [_fit_context(prompt, model.cfg.context_length)]
+    steps = _sample_steps(model, rows, temperature, top_k, top_p, generator, vocab_limit, True)
+    for _ in range(max_new_tokens):
+        token = int(next(steps)[0])
+        if eot_id is not None and token == eot_id:
+            return
+        yield token
