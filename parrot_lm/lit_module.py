@@ -107,6 +107,23 @@ class LitLM(L.LightningModule):
                 self.log("train/mfu", rate * self._flops_per_token / peak)
         self._last_log_time, self._tokens_since_log = now, 0
 
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: torch.optim.Optimizer,
+        optimizer_closure: Any = None,
+    ) -> None:
+        optimizer.step(closure=optimizer_closure)
+        # Free the gradients right after the step, as a hand-written loop does, rather than
+        # just before the next backward (Lightning's default, see optimizer_zero_grad): the
+        # next forward then runs without the old gradients held, which made a tiny-model CPU
+        # step ~6% faster (make bench, ParrotLM vs a bare loop: 0.93 -> 0.99).
+        optimizer.zero_grad(set_to_none=True)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
+        """Nothing to do: optimizer_step already freed the gradients."""
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch  # y: IGNORE where a strided window re-reads context it scored before
         self.val_nll.update(self.model(x), y)

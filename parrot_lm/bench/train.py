@@ -61,6 +61,8 @@ TRAIN_MODELS_GPU = {
         16,
     ),
 }
+# Measured steps and pairs per model (others: 10 steps, 3 pairs).
+MEASURE = {"tiny": (40, 5), "deep_narrow": (5, 3)}
 TRAIN_QUICK = {
     "quick": (
         dict(vocab_size=2048, context_length=32, d_model=32, n_layers=2, n_heads=2, d_ff=64),
@@ -70,27 +72,36 @@ TRAIN_QUICK = {
 
 
 class StepTimer(L.Callback):
-    """Wall time from the first measured step's start to the last step's end, and the time
-    spent between steps (Lightning fetching the next batch and running its loop)."""
+    """Each measured step's wall time, start to next start (the next batch and Lightning's loop
+    included), and the time spent between steps (fetching the next batch, running the loop)."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.start: float | None = None
+        self.starts: list[float] = []
         self.end = 0.0
         self.between = 0.0
         self._last_end: float | None = None
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         now = time.perf_counter()
-        if trainer.global_step == self.warmup:
-            self.start = now
-        elif self.start is not None and self._last_end is not None:
-            self.between += now - self._last_end
+        if trainer.global_step >= self.warmup:
+            if self.starts and self._last_end is not None:
+                self.between += now - self._last_end
+            self.starts.append(now)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.strategy.root_device.type == "cuda":
             torch.cuda.synchronize()  # the step's kernels have run, not just been queued
         self._last_end = self.end = time.perf_counter()
+
+    def step_seconds(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, [*self.starts[1:], self.end], strict=True)]
+
+
+def median_rate(step_seconds: list[float], tokens_per_step: int) -> float:
+    """Tokens/s at the median step time: a burst of load from elsewhere on the machine moves a
+    mean over the window, not the median step."""
+    return tokens_per_step / statistics.median(step_seconds)
 
 
 def _datamodule(data_dir: Path, context: int, batch_size: int) -> TokenDataModule:
@@ -118,8 +129,9 @@ def parrot_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps:
         default_root_dir=str(data_dir.parent),
     )
     trainer.fit(lit, datamodule=_datamodule(data_dir, shape["context_length"], batch_size))
-    seconds = timer.end - timer.start
-    return steps * batch_size * shape["context_length"] / seconds, timer.between / seconds
+    seconds = timer.step_seconds()
+    rate = median_rate(seconds, batch_size * shape["context_length"])
+    return rate, timer.between / sum(seconds)
 
 
 def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
@@ -137,11 +149,13 @@ def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: i
     )
     batches = iter(loader)
     autocast = torch.autocast(device, torch.bfloat16, enabled=device == "cuda")
-    waiting, start = 0.0, 0.0
+    waiting, starts = 0.0, []
     for step in range(warmup + steps):
-        if step == warmup:
-            waiting, start = 0.0, time.perf_counter()
         fetch = time.perf_counter()
+        if step == warmup:
+            waiting = 0.0
+        if step >= warmup:
+            starts.append(fetch)
         x, y = next(batches)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         waiting += time.perf_counter() - fetch
@@ -156,8 +170,8 @@ def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: i
         loss.item()  # as a loop that prints its loss: one host sync per step
     if device == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return steps * batch_size * shape["context_length"] / seconds, waiting / seconds
+    seconds = [b - a for a, b in zip(starts, [*starts[1:], time.perf_counter()], strict=True)]
+    return median_rate(seconds, batch_size * shape["context_length"]), waiting / sum(seconds)
 
 
 def training_speed(
@@ -173,9 +187,14 @@ def training_speed(
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     parrot, bare, ratios, parrot_wait, bare_wait = [], [], [], [], []
-    for _ in range(repeats):  # pair by pair, so drifts in machine speed hit both alike
-        p, pw = parrot_run(shape, data_dir, batch_size, warmup, steps, device)
-        b, bw = bare_run(shape, data_dir, batch_size, warmup, steps, device)
+    for i in range(repeats):  # pair by pair, so drifts in machine speed hit both alike
+        p, pw, b, bw = 0.0, 0.0, 0.0, 0.0
+        for run in (parrot_run, bare_run) if i % 2 == 0 else (bare_run, parrot_run):
+            rate, wait = run(shape, data_dir, batch_size, warmup, steps, device)  # either first
+            if run is parrot_run:
+                p, pw = rate, wait
+            else:
+                b, bw = rate, wait
         parrot.append(p), bare.append(b), ratios.append(p / b)
         parrot_wait.append(pw), bare_wait.append(bw)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -220,8 +239,10 @@ def run_training_bench(models: dict[str, tuple[dict, int]], quick: bool) -> list
     """models: name -> (shape, batch size)."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = stories_data(Path(tmp), 300 if quick else 4000)
-        steps, warmup, repeats = (3, 1, 1) if quick else (10, 3, 3)
-        return [
-            training_speed(name, shape, data_dir, batch, warmup, steps, repeats)
-            for name, (shape, batch) in models.items()
-        ]
+        results = []
+        for name, (shape, batch) in models.items():
+            # ~8 s per measurement on the 2-core CPU: one tiny step is ~0.2 s, deep_narrow ~4 s.
+            steps, repeats = (3, 1) if quick else MEASURE.get(name, (10, 3))
+            warmup = 1 if quick else 3
+            results.append(training_speed(name, shape, data_dir, batch, warmup, steps, repeats))
+        return results
