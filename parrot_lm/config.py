@@ -22,7 +22,7 @@ if not OmegaConf.has_resolver("parrot_run_dir"):
 @dataclass
 class ModelSchema:
     vocab_size: int | None = None
-    vocab_multiple: int = 1  # 64 pads the vocab for speed
+    vocab_multiple: int = 1  # 64 pads the vocab for speed (GPTConfig)
     context_length: int = 1024
     d_model: int = 320
     n_layers: int = 16

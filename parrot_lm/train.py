@@ -43,19 +43,11 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model_config(model: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """Fill the vocab from the data's tokenizer unless set; refuse a vocab the data overflows.
-
-    `vocab_multiple` pads the vocab up to a multiple (64: GPT-2's 50,257 -> 50,304) so the
-    embedding and head matmuls hit aligned, faster kernels; the padded ids never occur in the
-    data and sampling never produces them (it stops at the tokenizer's vocab).
-    """
+    """Fill the vocab from the data's tokenizer unless set (GPTConfig pads it to
+    `vocab_multiple`); refuse a vocab the data overflows."""
     model = dict(model)
-    multiple = model.pop("vocab_multiple", 1)
-    if not isinstance(multiple, int) or multiple < 1:
-        raise ConfigError(f"model.vocab_multiple must be a positive integer, got {multiple!r}.")
     if model.get("vocab_size") is None:
         model["vocab_size"] = int(meta["vocab_size"])
-    model["vocab_size"] = -(-model["vocab_size"] // multiple) * multiple
     max_id = max(split["max_token_id"] for split in meta["splits"].values())
     if model["vocab_size"] <= max_id:
         raise DataError(

@@ -266,6 +266,12 @@ def test_batch_sweep_expands_to_two_jobs(multirun):
     assert {cfg.optim.lr for _, cfg in jobs} == {1e-3}
 
 
+def test_muon_vs_adamw_expands_to_one_job_per_optimizer(multirun):
+    jobs = multirun("experiment=muon_vs_adamw")
+    assert [cfg.optim.name for _, cfg in jobs] == ["adamw", "muon"]
+    assert len({(cfg.optim.lr, cfg.trainer.max_steps, cfg.seed) for _, cfg in jobs}) == 1
+
+
 def test_command_line_sweep_replaces_the_experiments(multirun):
     jobs = multirun("experiment=tinystories_10k_lr_sweep", "optim.lr=3e-3,1e-3")
     assert [cfg.optim.lr for _, cfg in jobs] == [3e-3, 1e-3]

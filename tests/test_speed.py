@@ -78,7 +78,8 @@ def test_vocab_multiple_pads_the_vocab_and_refuses_nonsense():
     meta = {"vocab_size": 50257, "splits": {"train": {"max_token_id": 50256}}}
     assert resolve_model_config({**CFG, "vocab_size": None}, meta)["vocab_size"] == 50257
     padded = resolve_model_config({**CFG, "vocab_size": None, "vocab_multiple": 64}, meta)
-    assert padded["vocab_size"] == 50304 and "vocab_multiple" not in padded
+    assert padded["vocab_size"] == 50304 and padded["vocab_multiple"] == 64
+    assert GPTConfig(**padded).vocab_size == 50304  # saved in checkpoints: loads the same
     assert (
         resolve_model_config(
             {**CFG, "vocab_size": 128, "vocab_multiple": 64},
@@ -86,8 +87,8 @@ def test_vocab_multiple_pads_the_vocab_and_refuses_nonsense():
         )["vocab_size"]
         == 128
     )  # already a multiple
-    with pytest.raises(ConfigError, match="model.vocab_multiple"):
-        resolve_model_config({**CFG, "vocab_multiple": 0}, meta)
+    with pytest.raises(ConfigError, match="model.vocab_multiple must be a positive integer"):
+        resolve_model_config({**CFG, "vocab_size": None, "vocab_multiple": 0}, meta)
 
 
 class _PreferPadding(torch.nn.Module):
