@@ -245,5 +245,17 @@ def run_training_bench(models: dict[str, tuple[dict, int]], quick: bool) -> list
             # One tiny CPU step is ~0.2 s, one deep_narrow step ~3.5 s.
             steps, repeats = (3, 1) if quick else MEASURE.get(name, (10, 3))
             warmup = 1 if quick else 2
-            results.append(training_speed(name, shape, data_dir, batch, warmup, steps, repeats))
+            args = (name, shape, data_dir, batch, warmup, steps, repeats)
+            results.append(in_fresh_process(training_speed, *args))
         return results
+
+
+def in_fresh_process(fn: Any, *args: Any) -> Any:
+    """fn(*args) in a new (spawned) Python process: its peak RSS is its own, and the parent
+    stays small, so later benchmarks (a fork inherits the parent's peak RSS figure, and fork
+    time grows with its memory) measure what they mean to."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
