@@ -14,19 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.bench.generate import (  # noqa: E402
-    MODELS,
-    QUICK,
-    evaluation_speed,
-    generation_speed,
-)
-from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput  # noqa: E402
-from parrot_lm.bench.train import (  # noqa: E402
-    TRAIN_MODELS,
-    TRAIN_MODELS_GPU,
-    TRAIN_QUICK,
-    run_training_bench,
-)
+# The benchmark modules are imported inside main(): the tokenizer pool's spawned workers
+# re-import this file, and transformers + Lightning would cost each of them seconds.
 
 
 def main(argv: list[str]) -> dict:
@@ -34,6 +23,20 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds not minutes")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     args = parser.parse_args(argv)
+    from parrot_lm.bench.generate import (
+        MODELS,
+        QUICK,
+        evaluation_speed,
+        generation_speed,
+    )
+    from parrot_lm.bench.prepare import prepare_peak_memory, tokenize_throughput
+    from parrot_lm.bench.train import (
+        TRAIN_MODELS,
+        TRAIN_MODELS_GPU,
+        TRAIN_QUICK,
+        run_training_bench,
+    )
+
     docs = 400 if args.quick else 40_000
     import torch
 
