@@ -50,7 +50,7 @@ report: $(STAMP) ## sweep table + val/loss plot: make report ARGS=outputs/multir
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
-bench: $(STAMP) ## measure ratios (tokenization, prepare memory, generation with/without KV cache, evaluation); writes outputs/bench/
+bench: $(STAMP) ## measure training (ParrotLM vs a bare loop, MFU), tokenization, prepare memory, generation, evaluation; writes outputs/bench/
 	$(PY) scripts/bench.py $(ARGS)
 
 # Best effort: without apt-get or root the chat browser test is skipped (unless

@@ -82,6 +82,12 @@ def lid_model(tmp_path_factory):
     # can divide by zero) and raises, or silently returns a collapsed model (one label, p=1 for
     # everything); that is about the fixture, not the filter: try again.
     mixed = " ".join(w for pair in zip(EN_WORDS[:4], DE_WORDS[:4], strict=True) for w in pair)
+    check_rng = random.Random(1)
+    held_out = [
+        f"__label__{lang} " + " ".join(check_rng.choices(vocab, k=8))
+        for _ in range(10)
+        for lang, vocab in (("en", EN_WORDS), ("de", DE_WORDS))
+    ]
     for attempt in range(20):
         try:
             model = fasttext.train_supervised(
@@ -101,9 +107,11 @@ def lid_model(tmp_path_factory):
             if "NaN" not in str(e):
                 raise
             continue
+        # Every training line and fresh draws from the word lists (never the test's sentences):
+        # an unlucky run that fits the lines but not the languages is retried as well.
         learned = all(
             model.predict(line.split(" ", 1)[1])[0][0] == line.split(" ", 1)[0]
-            for line in lines[:20]
+            for line in lines + held_out
         )
         if learned and float(model.predict(mixed)[1][0]) < 0.99:
             break
