@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from tests.conftest import CONF_DIR, SMALL_CORPUS, TINY_MODEL
@@ -19,6 +21,16 @@ from tests.conftest import CONF_DIR, SMALL_CORPUS, TINY_MODEL
 RUN = "runs/tiny-chat"
 LAST = f"{RUN}/checkpoints/last.ckpt"
 STEPS = 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models generate fastest on one thread, and on a loaded 2-core machine (test
+    workers side by side) more threads only fight; restored for the next test file."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def train_tiny_outputs(outputs: Path, data_dir: Path, steps: int = STEPS) -> Path:

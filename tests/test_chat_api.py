@@ -20,23 +20,21 @@ from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.serve.settings import Settings, bind_warning, is_local_host
 from parrot_lm.serve.streaming import StopFilter, Utf8StreamDecoder
 from parrot_lm.serve.templates import CHAT_STOP, TemplateError, render_chat
-from tests.chat_helpers import LAST, RUN, STEPS, long_seed, serve, shared_tiny_outputs
+from tests.chat_helpers import (
+    LAST,
+    RUN,
+    STEPS,
+    long_seed,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    serve,
+    shared_tiny_outputs,
+)
 from tests.conftest import CONF_DIR, ROOT, assert_user_error, run_cli
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 
 PROMPT_LIMIT = 2000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models generate fastest on one thread, and on a loaded 2-core machine (test
-    workers side by side) more threads only fight; restored for the next test file."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from parrot_lm.serve.settings import Settings
-from tests.chat_helpers import LAST, long_seed, serve, shared_tiny_outputs
+from tests.chat_helpers import (
+    LAST,
+    long_seed,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    serve,
+    shared_tiny_outputs,
+)
 from tests.conftest import ROOT
 
 # Debian's packages (make browser); elsewhere point these variables at a matching pair.
 CHROMIUM = Path(os.environ.get("PARROT_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("PARROT_CHROMEDRIVER", "/usr/bin/chromedriver"))
 SCREENSHOT = ROOT / "outputs" / "test_artifacts" / "chat_page.png"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models generate fastest on one thread, and on a loaded 2-core machine (test
-    workers side by side) more threads only fight; restored for the next test file."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _missing() -> str | None:

@@ -189,13 +189,9 @@ def training_speed(
         torch.cuda.reset_peak_memory_stats()
     parrot, bare, ratios, parrot_wait, bare_wait = [], [], [], [], []
     for i in range(repeats):  # pair by pair, so drifts in machine speed hit both alike
-        p, pw, b, bw = 0.0, 0.0, 0.0, 0.0
-        for run in (parrot_run, bare_run) if i % 2 == 0 else (bare_run, parrot_run):
-            rate, wait = run(shape, data_dir, batch_size, warmup, steps, device)  # either first
-            if run is parrot_run:
-                p, pw = rate, wait
-            else:
-                b, bw = rate, wait
+        order = (parrot_run, bare_run) if i % 2 == 0 else (bare_run, parrot_run)
+        measured = {run: run(shape, data_dir, batch_size, warmup, steps, device) for run in order}
+        (p, pw), (b, bw) = measured[parrot_run], measured[bare_run]
         parrot.append(p), bare.append(b), ratios.append(p / b)
         parrot_wait.append(pw), bare_wait.append(bw)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
