@@ -167,6 +167,52 @@ def test_language_filter_low_confidence(lid_model):
     assert strict.stats.removed == {"low_confidence": 1}
 
 
+def test_prepare_keeps_only_the_asked_language(tmp_path, lid_model):
+    """The language filter inside prepare_corpus, on local files: German documents never reach
+    the shards, and the report counts them."""
+    import json
+
+    import numpy as np
+
+    from parrot_lm.data.prepare import prepare_corpus
+    from parrot_lm.data.tokenizer import load_tokenizer
+
+    path, _ = lid_model
+    rng = random.Random(7)
+    docs = [
+        (lang, " ".join(rng.choices(vocab, k=12)))
+        for _ in range(20)
+        for lang, vocab in (("en", EN_WORDS), ("de", DE_WORDS))
+    ]
+
+    def doc_spans(ids, eot):
+        ends = [k for k, t in enumerate(ids) if t == eot]
+        return zip([0] + [e + 1 for e in ends[:-1]], ends, strict=True)
+
+    corpus = tmp_path / "mixed.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": text}) for _, text in docs) + "\n")
+    meta = prepare_corpus(
+        tmp_path / "prepared",
+        {"kind": "files", "path": str(corpus)},
+        {"kind": "char"},
+        val_fraction=0.1,
+        filters={"language": {"model": str(path), "lang": "en", "threshold": 0.5}},
+    )
+    (stats,) = meta["filters"]
+    assert stats["name"] == "language_en" and stats["removed"] == {"other_language": 20}
+    assert stats["docs_out"] == 20
+    enc = load_tokenizer(meta["tokenizer"], tmp_path / "prepared")
+    text = ""
+    for split in ("train", "val"):
+        for shard in sorted((tmp_path / "prepared").glob(f"{split}_*.bin")):
+            ids = np.fromfile(shard, dtype=meta["dtype"]).tolist()
+            spans = doc_spans(ids, meta["eot_id"])
+            text += " ".join(enc.decode(ids[i:j]) for i, j in spans) + " "
+    kept = set(text.split())
+    assert kept <= set(EN_WORDS) and len(kept) > len(EN_WORDS) // 2
+    assert not kept & (set(DE_WORDS) - set(EN_WORDS))
+
+
 def test_language_filter_errors(tmp_path):
     with pytest.raises(DataError, match="make download"):
         LanguageFilter(tmp_path / "lid.176.ftz")
