@@ -43,6 +43,22 @@ def test_kv_cache_greedy_equals_full_recomputation_for_a_ragged_batch(n_kv_heads
     assert [generate_tokens(model, [p], 30, temperature=0)[0] for p in prompts] == expected
 
 
+def test_cache_fed_in_chunks_gives_the_logits_of_one_forward():
+    """Unpadded rows take the cache's short path (shared positions, no mask) for a first chunk
+    and single tokens; a later multi-token chunk needs the causal mask: all agree with one pass."""
+    from parrot_lm.model.gpt import KVCache
+
+    model = sharp_model()
+    ids = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model(ids)  # (2, 12, V)
+        cache = KVCache(model.cfg, 2, 48, ids.device, torch.float32)
+        chunks = [model(ids[:, :5], cache=cache), model(ids[:, 5:6], cache=cache)]
+        chunks.append(model(ids[:, 6:], cache=cache))  # 6 tokens after 6 cached ones
+    assert not cache.padded and cache.length == 12
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
 def test_generation_runs_past_the_context_and_stops_at_eot():
     model = sharp_model(context=16)
     out = generate_tokens(model, [[1, 2, 3]], 50, temperature=0)

@@ -35,6 +35,7 @@ class KVCache:
         self.next_pos = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.max_len = max_len
         self.length = 0  # slots filled
+        self.padded = False  # any left padding: then positions and masks are per row
 
 
 class CausalSelfAttention(nn.Module):
@@ -56,13 +57,13 @@ class CausalSelfAttention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
-        q, k, v = self.qkv(x).split([q_dim, kv_dim, kv_dim], dim=-1)
-        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, n_heads, T, hd)
-        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
-        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
-        if cos is not None:  # RoPE; None with learned or no positions
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        heads = self.n_heads + 2 * self.n_kv_heads
+        qkv = self.qkv(x).view(B, T, heads, self.head_dim)  # (B, T, n_heads + 2 n_kv, hd)
+        qk, v = qkv.split([self.n_heads + self.n_kv_heads, self.n_kv_heads], dim=2)
+        if cos is not None:  # RoPE on the query and key heads at once; None: learned or none
+            qk = apply_rope(qk, cos, sin)
+        q, k = qk.transpose(1, 2).split([self.n_heads, self.n_kv_heads], dim=1)
+        v = v.transpose(1, 2)  # q (B, n_heads, T, hd); k, v (B, n_kv, T, hd)
         if cache is not None:  # append this step's keys/values, attend over all filled slots
             start = cache.length
             cache.k[layer, :, :, start : start + T] = k
@@ -74,10 +75,10 @@ class CausalSelfAttention(nn.Module):
             v,
             attn_mask=mask,  # (B, 1, T, S) bool with a cache; None: plain causal
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=mask is None,
+            is_causal=mask is None and T > 1,  # one query with a cache sees every slot
             enable_gqa=self.n_kv_heads != self.n_heads,
         )  # (B, n_heads, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, q_dim)  # (B, T, d_model)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, d_model)
         return self.proj(y)
 
 
@@ -199,7 +200,7 @@ class GPT(nn.Module):
                 )
             positions, mask = torch.arange(T, device=idx.device), None  # (T,)
         else:
-            positions, mask = self._cache_step(cache, T, valid)  # (B, T), (B, 1, T, S)
+            positions, mask = self._cache_step(cache, T, valid)  # (B, T) or (T,); mask or None
         x = self.tok_emb(idx)  # (B, T, d_model)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)  # (T, d_model) or (B, T, d_model), broadcast
@@ -216,24 +217,31 @@ class GPT(nn.Module):
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
 
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """cos/sin at `positions`: (T,) -> (T, hd); (B, T) -> (B, 1, T, hd); None without RoPE."""
+        """cos/sin at `positions`, shaped to broadcast over heads in (B, T, heads, hd):
+        (T,) -> (T, 1, hd); (B, T) -> (B, T, 1, hd). None without RoPE."""
         if self.cfg.pos_encoding != "rope":
             return None, None
-        cos, sin = self.rope_cos[positions], self.rope_sin[positions]
-        if positions.dim() == 2:  # per-row positions: broadcast over heads
-            cos, sin = cos[:, None], sin[:, None]
-        return cos, sin
+        return self.rope_cos[positions][..., None, :], self.rope_sin[positions][..., None, :]
 
     def _cache_step(
         self, cache: KVCache, T: int, valid: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's own positions (B, T), and the attention mask over cached slots."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each row's own positions (B, T), and the attention mask over cached slots (B, 1, T, S).
+
+        A cache without left padding needs neither: positions are the slots (T,), and the mask is
+        None (plain causal for a first chunk, everything for a single new token).
+        """
         start, device = cache.length, cache.valid.device
         if start + T > cache.max_len:
             raise ValueError(f"The KV cache holds {cache.max_len} slots; {start + T} needed.")
         if valid is None:
             valid = torch.ones(cache.valid.shape[0], T, dtype=torch.bool, device=device)
+        elif not cache.padded:
+            cache.padded = not bool(valid.all())
         cache.valid[:, start : start + T] = valid
+        if not cache.padded and (start == 0 or T == 1):
+            cache.next_pos += T
+            return torch.arange(start, start + T, device=device), None
         positions = cache.next_pos[:, None] + valid.long().cumsum(dim=1) - 1  # (B, T)
         positions = positions.clamp(0, self.cfg.context_length - 1)
         cache.next_pos += valid.sum(dim=1)

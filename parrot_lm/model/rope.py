@@ -17,7 +17,8 @@ def rope_cache(
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, n_head, T, head_dim) by position; cos/sin are (T, head_dim)."""
+    """Rotate x (..., head_dim) by position: cos/sin (..., head_dim) broadcast against x, e.g.
+    x (B, T, n_heads, hd) with cos (T, 1, hd)."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     rotated = torch.cat((-x2, x1), dim=-1)
