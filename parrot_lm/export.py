@@ -96,18 +96,23 @@ def check_llama_compatible(cfg: GPTConfig) -> None:
         )
 
 
-def hf_state_dict(state: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
+def hf_state_dict(
+    state: dict[str, torch.Tensor], cfg: GPTConfig, vocab_size: int | None = None
+) -> dict[str, torch.Tensor]:
     """Our GPT state dict -> LlamaForCausalLM's names, splitting the fused qkv projection.
 
     RoPE already uses HF's rotate-half layout, so q and k need no row permutation. Any name
     this function does not know raises ValueError, so a model change cannot drop weights
-    silently.
+    silently. vocab_size: keep only the first rows of the embedding and head (drops the
+    padding of `model.vocab_multiple`).
     """
+    vocab_rows = slice(0, vocab_size or cfg.vocab_size)
     q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         if name in _TOP_NAMES:
-            out[_TOP_NAMES[name]] = tensor
+            vocab_sized = name in ("tok_emb.weight", "lm_head.weight")
+            out[_TOP_NAMES[name]] = tensor[vocab_rows] if vocab_sized else tensor
             continue
         match = _BLOCK_KEY.fullmatch(name)
         if match is None:
@@ -128,13 +133,13 @@ def hf_state_dict(state: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, t
     return out
 
 
-def hf_config(cfg: GPTConfig, eot_id: int) -> LlamaConfig:
+def hf_config(cfg: GPTConfig, eot_id: int, vocab_size: int | None = None) -> LlamaConfig:
     """The LlamaConfig describing the same network: no biases, SiLU-gated MLP, RMSNorm."""
     check_llama_compatible(cfg)
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=cfg.vocab_size,
+        vocab_size=vocab_size or cfg.vocab_size,
         hidden_size=cfg.d_model,
         intermediate_size=cfg.d_ff,
         num_hidden_layers=cfg.n_layers,
@@ -192,9 +197,19 @@ def write_hf(loaded: LoadedModel, dest: Path, dtype: torch.dtype) -> None:
         raise ExportError(TRANSFORMERS_HINT) from e
 
     cfg, enc = loaded.model.cfg, loaded.tokenizer
-    config = hf_config(cfg, enc.eot_token)
+    # Ids past the tokenizer's (model.vocab_multiple padding) are dropped: HF's generate could
+    # otherwise sample them, and no tokenizer can decode them.
+    vocab = min(cfg.vocab_size, enc.n_vocab)
+    if vocab < cfg.vocab_size:
+        log.info(
+            "Dropping %d padded vocabulary rows (%d -> %d).",
+            cfg.vocab_size - vocab,
+            cfg.vocab_size,
+            vocab,
+        )
+    config = hf_config(cfg, enc.eot_token, vocab)
     model = LlamaForCausalLM(config)
-    state = hf_state_dict(loaded.model.state_dict(), cfg)
+    state = hf_state_dict(loaded.model.state_dict(), cfg, vocab)
     model.load_state_dict(state, strict=True)
     model.generation_config = GenerationConfig(
         bos_token_id=enc.eot_token, eos_token_id=enc.eot_token, pad_token_id=enc.eot_token

@@ -122,7 +122,7 @@ def test_hf_state_dict_names_and_shapes_are_llamas(bpe):
         hf_state_dict({"blocks.0.attn.rope.weight": torch.zeros(1)}, cfg)
 
 
-def test_hf_export_layout(hf_export):
+def test_hf_export_layout(hf_export, bpe):
     out, model = hf_export
     assert out.name == "hf" and out.parent.name == "export"
     names = {p.name for p in out.iterdir()}
@@ -133,29 +133,32 @@ def test_hf_export_layout(hf_export):
     assert config["model_type"] == "llama"
     assert config["num_key_value_heads"] == cfg.n_kv_heads == 2
     assert config["tie_word_embeddings"] is cfg.tie_embeddings
-    assert config["vocab_size"] == cfg.vocab_size
+    # The padded model's 3 extra rows are dropped: HF sees the tokenizer's vocabulary.
+    assert (
+        config["vocab_size"] == bpe[1].n_vocab == cfg.vocab_size - (0 if cfg.tie_embeddings else 3)
+    )
     assert config["max_position_embeddings"] == cfg.context_length
     generation = json.loads((out / "generation_config.json").read_text())
     assert generation["eos_token_id"] == config["eos_token_id"]
 
 
-def test_hf_logits_match(hf_export):
+def test_hf_logits_match(hf_export, bpe):
     out, model = hf_export
+    n_vocab = bpe[1].n_vocab
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
-    idx = torch.randint(
-        0, model.cfg.vocab_size, (3, 32), generator=torch.Generator().manual_seed(1)
-    )
+    idx = torch.randint(0, n_vocab, (3, 32), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ours, theirs = model(idx), hf(input_ids=idx).logits
-    assert theirs.dtype == torch.float32
+        ours, theirs = model(idx)[..., :n_vocab], hf(input_ids=idx).logits
+    assert theirs.dtype == torch.float32 and theirs.shape == ours.shape
     assert (ours - theirs).abs().max().item() < 1e-4
 
 
-def test_hf_greedy_generation_matches(hf_export):
+def test_hf_greedy_generation_matches(hf_export, bpe):
     out, model = hf_export
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     prompt = torch.tensor([[5, 17, 42, 99, 3, 250, 8, 1]])
-    ours = model.generate(prompt, max_new_tokens=20, temperature=0.0)[0, prompt.shape[1] :]
+    ours = model.generate(prompt, 20, temperature=0.0, vocab_limit=bpe[1].n_vocab)
+    ours = ours[0, prompt.shape[1] :]
     theirs = hf.generate(
         prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False
     )[0, prompt.shape[1] :]
