@@ -82,10 +82,25 @@ def merge_resume_config(saved: DictConfig, current: DictConfig, overrides: list[
                 f"Cannot change {key} when resuming (the run has {old!r}, the command asks for "
                 f"{new!r}); start a new run to change it."
             )
-    # Where things live is always today's answer (the run dir may have moved).
+    # Where things live is always today's answer (the run dir may have moved): the saved config
+    # is resolved, so paths derived from the old run dir (checkpoints, logs) move with it.
+    old_dir, new_dir = OmegaConf.select(saved, "paths.output_dir"), current.paths.output_dir
+    if old_dir and str(old_dir) != str(new_dir):
+        merged = OmegaConf.create(_relocate(OmegaConf.to_container(merged), old_dir, new_dir))
     for key in ("resume", "ckpt_path", "paths"):
         OmegaConf.update(merged, key, current.get(key), force_add=True, merge=False)
     return merged
+
+
+def _relocate(node, old_dir: str, new_dir: str):
+    """`node` with every string that is `old_dir` or a path inside it rebased onto `new_dir`."""
+    if isinstance(node, dict):
+        return {k: _relocate(v, old_dir, new_dir) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_relocate(v, old_dir, new_dir) for v in node]
+    if isinstance(node, str) and (node == old_dir or node.startswith(old_dir.rstrip("/") + "/")):
+        return str(new_dir) + node[len(old_dir.rstrip("/")) :]
+    return node
 
 
 def _plain(value):

@@ -149,6 +149,26 @@ def test_sigkill_then_resume_is_bitwise_identical(work, where):
     assert steps == sorted(set(steps)) == scalar_steps(reference, "train/loss")
 
 
+def test_a_moved_run_dir_resumes_in_its_new_place(work):
+    """The saved config holds resolved paths of the old run dir (checkpoints, TensorBoard);
+    a resume after `mv` writes only to the new one and still continues exactly."""
+    spe = batches_per_epoch(work)
+    n = 2 * spe + 3
+    reference = reference_run(work, n)
+    old, new = work / "before_move", work / "after_move"
+    _, proc = kill_and_resume(work, old.name, n, spe // 2, [])
+    assert proc.returncode == -signal.SIGKILL
+    old.rename(new)
+    Path(f"{old}.losses").rename(f"{new}.losses")
+
+    proc = train(work, new, f"trainer.max_steps={n}", DISARM, resume=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not old.exists()
+    assert torch.load(new / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == n
+    assert_same_run(reference, new)
+    assert scalar_steps(new, "train/loss") == scalar_steps(reference, "train/loss")
+
+
 def scalar_steps(run_dir: Path, tag: str) -> list[int]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
