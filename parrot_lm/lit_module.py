@@ -41,6 +41,7 @@ class LitLM(L.LightningModule):
         self._flops_per_token = flops_per_token(self.model.cfg)
         self._peak_flops: float | None = None
         self._tokens_since_log = 0
+        self._finite_batches = 0  # micro-batches with a finite loss since the last step
 
     def on_fit_start(self) -> None:
         """Measure this device's dense matmul peak in the dtype training computes in."""
@@ -59,18 +60,30 @@ class LitLM(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss = self._loss(x, y)
-        if not torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).float()
+        if self.trainer.world_size > 1:  # one decision for every rank, or DDP's all-reduce hangs
+            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
+        if not finite:
+            where = f"at step {self.global_step} (batch {batch_idx} of epoch {self.current_epoch})"
             message = (
-                f"The training loss became {loss.item()} at step {self.global_step} "
-                f"(batch {batch_idx} of epoch {self.current_epoch})"
+                f"The training loss became {loss.item()} {where}"
+                if not torch.isfinite(loss)
+                else f"The training loss became non-finite on another rank {where}"
             )
             if self.nonfinite_loss == "skip":
                 log.warning("%s; skipping this batch (nonfinite_loss=skip).", message)
-                return None
+                if self.trainer.world_size == 1:
+                    return None
+                # Lightning refuses None under DDP: every rank backpropagates a zero through
+                # every weight instead (zero gradients, even for a NaN weight), so the
+                # gradient all-reduce still happens.
+                zero = sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
+                return torch.nan_to_num(zero, nan=0.0, posinf=0.0, neginf=0.0)
             raise FloatingPointError(
                 f"{message}; the last good checkpoint is kept. Lower optim.lr, check the data, "
                 "or set nonfinite_loss=skip."
             )
+        self._finite_batches += 1
         self.tokens_seen += x.numel() * self.trainer.world_size
         self._tokens_since_log += x.numel() * self.trainer.world_size
         if not self._logs_this_step():
@@ -91,6 +104,10 @@ class LitLM(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Called once per optimizer step after accumulation, before any clipping.
+        if self._finite_batches == 0:  # every micro-batch was skipped: no update at all, on
+            for p in self.parameters():  # every rank (zero gradients would still decay and
+                p.grad = None  # move the weights by momentum; AdamW skips grad-less ones)
+        self._finite_batches = 0
         clip = self.optim_cfg.get("grad_clip")
         max_norm = float(clip) if clip else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)

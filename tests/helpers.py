@@ -42,7 +42,7 @@ class BatchRecorder(L.Callback):
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         rows = ",".join(hashlib.md5(row.numpy().tobytes()).hexdigest()[:12] for row in batch[0])
-        loss = float(outputs["loss"])
+        loss = float(outputs["loss"]) if outputs else float("nan")  # None: a skipped batch
         self._write(trainer, f"train {trainer.global_step} {loss.hex()} {rows}")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -90,14 +90,18 @@ class SignalAt(L.Callback):
 
 class PoisonWeightsAt(L.Callback):
     """Sets the final norm's weight to NaN at the first batch of `step`, so that batch's loss is
-    non-finite; with `restore`, puts the weight back after that one batch."""
+    non-finite; with `restore`, puts the weight back after that one batch. `rank`: only in that
+    DDP rank (the others see a finite loss)."""
 
-    def __init__(self, step: int, restore: bool = False) -> None:
+    def __init__(self, step: int, restore: bool = False, rank: int | None = None) -> None:
         self.step = step
         self.restore = restore
+        self.rank = rank
         self.saved = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
         if trainer.global_step == self.step and self.saved is None:
             self.saved = pl_module.model.norm.weight.detach().clone()
             pl_module.model.norm.weight.data.fill_(float("nan"))

@@ -186,3 +186,61 @@ def test_a_local_multirun_of_ddp_is_refused_with_a_sentence(work, tmp_path):
     )
     assert_user_error(proc, "cannot do; sweep with hydra/launcher=slurm")
     assert not list((tmp_path / "sweep").glob("*/checkpoints/*.ckpt"))
+
+
+POISON_RANK1_AT_3 = [
+    "+callbacks.poison._target_=tests.helpers.PoisonWeightsAt",
+    "+callbacks.poison.step=3",
+    "+callbacks.poison.restore=true",
+]
+
+
+def test_a_nonfinite_loss_on_one_rank_is_skipped_by_every_rank(work, tmp_path):
+    """nonfinite_loss=skip under DDP: a NaN on rank 1 only makes both ranks skip that step,
+    exactly as one process skips the whole global batch (no update, not even momentum)."""
+    skip = ["nonfinite_loss=skip", f"paths.log_dir={tmp_path}", *POISON_RANK1_AT_3]
+    single = train(
+        work,
+        tmp_path / "single",
+        *skip,
+        "trainer=cpu",
+        f"data.batch_size={GLOBAL_BATCH}",
+        f"hydra.run.dir={tmp_path / 'single_run'}",
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = train(
+        work,
+        tmp_path / "ddp",
+        *skip,
+        "+callbacks.poison.rank=1",
+        "trainer=ddp_sim",
+        f"data.batch_size={GLOBAL_BATCH // 2}",
+        f"hydra.run.dir={tmp_path / 'ddp_run'}",
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    out = ddp.stdout + ddp.stderr
+    assert "The training loss became nan at step 3" in out  # rank 1
+    assert "became non-finite on another rank at step 3" in out  # rank 0
+    a, b = (
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+        for run in ("single_run", "ddp_run")
+    )
+    assert a["global_step"] == b["global_step"] == STEPS
+    for name, weight in a["state_dict"].items():
+        assert torch.isfinite(b["state_dict"][name]).all()
+        torch.testing.assert_close(b["state_dict"][name], weight, atol=1e-5, rtol=0)
+
+
+def test_a_nonfinite_loss_on_one_rank_stops_every_rank_with_a_sentence(work, tmp_path):
+    proc = train(
+        work,
+        tmp_path / "ddp",
+        f"paths.log_dir={tmp_path}",
+        *POISON_RANK1_AT_3,
+        "+callbacks.poison.rank=1",
+        "trainer=ddp_sim",
+        f"data.batch_size={GLOBAL_BATCH // 2}",
+    )
+    assert_user_error(proc, "The training loss became nan at step 3")
+    assert "became non-finite on another rank at step 3" in proc.stderr  # rank 0 stops too
+    assert "Connection closed" not in proc.stderr  # not a crash of the other rank
