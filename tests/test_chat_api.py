@@ -379,6 +379,22 @@ def test_sse_wire_format_ends_with_done(server):
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
 
 
+def test_nothing_served_loads_from_another_host(server):
+    """The page is self-contained; FastAPI's CDN-backed /docs and /redoc are off, the schema
+    is still served."""
+    import re
+
+    url, _ = server
+    page = httpx.get(url + "/", timeout=60).text
+    assert "<textarea" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert not re.search(r"""@import|url\(\s*["']?(https?:)?//""", page)
+    for path in ("/docs", "/redoc"):
+        assert httpx.get(url + path, timeout=60).status_code == 404
+    schema = httpx.get(url + "/openapi.json", timeout=60).json()
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/models"} <= set(schema["paths"])
+
+
 def test_val_loss_from_a_csv_log_or_an_evaluation(outputs, tmp_path):
     from parrot_lm.serve.checkpoints import CheckpointCatalog
 

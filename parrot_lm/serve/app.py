@@ -353,6 +353,10 @@ def create_app(settings: Settings) -> FastAPI:
         title="ParrotLM chat",
         summary="Chat with ParrotLM checkpoints; OpenAI-compatible completions.",
         version="1",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: offline they are
+        # blank, and online they fetch third-party code. The schema stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     # JSON may spend up to 6 bytes on a character (\uXXXX), plus room for the other fields.
     app.add_middleware(BodyLimit, limit=6 * settings.max_prompt_chars + (1 << 20))
