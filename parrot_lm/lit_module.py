@@ -60,9 +60,9 @@ class LitLM(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
         loss = self._loss(x, y)
-        finite = torch.isfinite(loss.detach()).float()
+        finite = torch.isfinite(loss.detach())
         if self.trainer.world_size > 1:  # one decision for every rank, or DDP's all-reduce hangs
-            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
+            finite = self.trainer.strategy.reduce(finite.float(), reduce_op="min")
         if not finite:
             where = f"at step {self.global_step} (batch {batch_idx} of epoch {self.current_epoch})"
             message = (

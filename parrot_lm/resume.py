@@ -86,20 +86,22 @@ def merge_resume_config(saved: DictConfig, current: DictConfig, overrides: list[
     # is resolved, so paths derived from the old run dir (checkpoints, logs) move with it.
     old_dir, new_dir = OmegaConf.select(saved, "paths.output_dir"), current.paths.output_dir
     if old_dir and str(old_dir) != str(new_dir):
-        merged = OmegaConf.create(_relocate(OmegaConf.to_container(merged), old_dir, new_dir))
+        moved = _relocate(OmegaConf.to_container(merged), str(old_dir).rstrip("/"), str(new_dir))
+        merged = OmegaConf.create(moved)
     for key in ("resume", "ckpt_path", "paths"):
         OmegaConf.update(merged, key, current.get(key), force_add=True, merge=False)
     return merged
 
 
 def _relocate(node, old_dir: str, new_dir: str):
-    """`node` with every string that is `old_dir` or a path inside it rebased onto `new_dir`."""
+    """`node` with every string that is `old_dir` (no trailing slash) or a path inside it
+    rebased onto `new_dir`."""
     if isinstance(node, dict):
         return {k: _relocate(v, old_dir, new_dir) for k, v in node.items()}
     if isinstance(node, list):
         return [_relocate(v, old_dir, new_dir) for v in node]
-    if isinstance(node, str) and (node == old_dir or node.startswith(old_dir.rstrip("/") + "/")):
-        return str(new_dir) + node[len(old_dir.rstrip("/")) :]
+    if isinstance(node, str) and (node == old_dir or node.startswith(old_dir + "/")):
+        return new_dir + node[len(old_dir) :]
     return node
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from parrot_lm.data.filters import (
@@ -17,6 +19,8 @@ from parrot_lm.data.filters import (
     apply_filters,
     word_ngrams,
 )
+from parrot_lm.data.prepare import prepare_corpus
+from parrot_lm.data.tokenizer import load_tokenizer
 from parrot_lm.errors import DataError
 
 
@@ -170,13 +174,6 @@ def test_language_filter_low_confidence(lid_model):
 def test_prepare_keeps_only_the_asked_language(tmp_path, lid_model):
     """The language filter inside prepare_corpus, on local files: German documents never reach
     the shards, and the report counts them."""
-    import json
-
-    import numpy as np
-
-    from parrot_lm.data.prepare import prepare_corpus
-    from parrot_lm.data.tokenizer import load_tokenizer
-
     path, _ = lid_model
     rng = random.Random(7)
     docs = [

@@ -34,12 +34,18 @@ class GPTConfig:
     vocab_multiple: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "vocab_multiple", "context_length", "d_model", "n_layers"):
+        positive = (
+            "vocab_size",
+            "vocab_multiple",
+            "context_length",
+            "d_model",
+            "n_layers",
+            "n_heads",
+        )
+        for name in positive:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"model.{name} must be a positive integer, got {value!r}.")
-        if not _is_int(self.n_heads) or self.n_heads <= 0:
-            raise ValueError(f"model.n_heads must be a positive integer, got {self.n_heads!r}.")
         self.vocab_size = -(-self.vocab_size // self.vocab_multiple) * self.vocab_multiple
         for name, choices in (
             ("norm", NORMS),

@@ -234,14 +234,14 @@ class GPT(nn.Module):
         start, device = cache.length, cache.valid.device
         if start + T > cache.max_len:
             raise ValueError(f"The KV cache holds {cache.max_len} slots; {start + T} needed.")
-        if valid is None:
-            valid = torch.ones(cache.valid.shape[0], T, dtype=torch.bool, device=device)
-        elif not cache.padded:
+        if valid is not None and not cache.padded:
             cache.padded = not bool(valid.all())
-        cache.valid[:, start : start + T] = valid
+        cache.valid[:, start : start + T] = True if valid is None else valid
         if not cache.padded and (start == 0 or T == 1):
             cache.next_pos += T
             return torch.arange(start, start + T, device=device), None
+        if valid is None:
+            valid = torch.ones(cache.valid.shape[0], T, dtype=torch.bool, device=device)
         positions = cache.next_pos[:, None] + valid.long().cumsum(dim=1) - 1  # (B, T)
         positions = positions.clamp(0, self.cfg.context_length - 1)
         cache.next_pos += valid.sum(dim=1)
