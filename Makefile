@@ -51,7 +51,7 @@ test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
 bench: $(STAMP) ## measure training (ParrotLM vs a bare loop, MFU), tokenization, prepare memory, generation, evaluation; writes outputs/bench/
-	$(PY) scripts/bench.py $(ARGS)
+	$(PY) -m benchmarks $(ARGS)
 
 # Best effort: without apt-get or root the chat browser test is skipped (unless
 # PARROT_REQUIRE_BROWSER=1, as in .ci/run, makes it fail).

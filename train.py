@@ -5,9 +5,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from parrot_lm.cli import exit_on_user_error
-from parrot_lm.resume import check_resume_argument
-from parrot_lm.train import run
+from parrot_lm.core.cli import exit_on_user_error
+from parrot_lm.runs.resume import check_resume_argument
+from parrot_lm.training.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import compose_config, exit_on_user_error  # noqa: E402
-from parrot_lm.errors import ConfigError  # noqa: E402
+from parrot_lm.core.cli import compose_config, exit_on_user_error  # noqa: E402
+from parrot_lm.core.errors import ConfigError  # noqa: E402
 
 log = logging.getLogger("parrot_lm.chat")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

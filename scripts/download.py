@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import exit_on_user_error  # noqa: E402
-from parrot_lm.errors import DataError  # noqa: E402
+from parrot_lm.core.cli import exit_on_user_error  # noqa: E402
+from parrot_lm.core.errors import DataError  # noqa: E402
 
 LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.ftz"
 LID_SHA256: str | None = None  # not published by fastText; the download prints it

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import compose_config, exit_on_user_error, require  # noqa: E402
+from parrot_lm.core.cli import compose_config, exit_on_user_error, require  # noqa: E402
 
-log = logging.getLogger("parrot_lm.evaluate")
+log = logging.getLogger("parrot_lm.evaluation.perplexity")
 
 
 @exit_on_user_error
@@ -26,11 +26,16 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
 
-    from parrot_lm.data.shards import atomic_write_bytes
-    from parrot_lm.errors import ConfigError
-    from parrot_lm.evaluate import evaluate_perplexity, load_eval_tokens, token_byte_lengths
-    from parrot_lm.hardware import pick_device
-    from parrot_lm.inference import load_model
+    from parrot_lm.core.errors import ConfigError
+    from parrot_lm.core.hardware import pick_device
+    from parrot_lm.core.io import atomic_write_text
+    from parrot_lm.evaluation.perplexity import (
+        evaluate_perplexity,
+        load_eval_tokens,
+        token_byte_lengths,
+    )
+    from parrot_lm.runs.loading import load_model
+    from parrot_lm.runs.run_dir import RunDir
 
     eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
     if cfg.batch_size < 1:
@@ -65,17 +70,13 @@ def main(argv: list[str]) -> None:
         "eval_set": eval_set["name"],
         **result,
     }
+    run_dir = RunDir.of_checkpoint(loaded.path)
     out = (
         Path(cfg.output)
         if cfg.output
-        else (
-            loaded.path.parent
-            / "eval"
-            / f"{loaded.path.stem}-{eval_set['name']}-stride{stride}.json"
-        )
+        else run_dir.eval_result(loaded.path, eval_set["name"], stride)
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     log.info("Wrote %s", out)
 

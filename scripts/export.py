@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import compose_config, exit_on_user_error  # noqa: E402
-from parrot_lm.errors import ConfigError  # noqa: E402
+from parrot_lm.core.cli import compose_config, exit_on_user_error  # noqa: E402
+from parrot_lm.core.errors import ConfigError  # noqa: E402
 
 USAGE = "python scripts/export.py ckpt=<run dir or .ckpt file> [format=hf|safetensors]"
 
@@ -31,7 +31,9 @@ def main(argv: list[str]) -> None:
     cfg = compose_config(str(ROOT / "conf"), "export", argv)
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise ConfigError(f"Say which checkpoint to export: {USAGE}.")
-    from parrot_lm.export import export_checkpoint  # torch and lightning: after the cheap checks
+    from parrot_lm.export.exporter import (
+        export_checkpoint,  # torch and lightning: after the cheap checks
+    )
 
     out = export_checkpoint(
         str(cfg.ckpt),

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import compose_config, exit_on_user_error, require  # noqa: E402
-from parrot_lm.errors import ConfigError  # noqa: E402
+from parrot_lm.core.cli import compose_config, exit_on_user_error, require  # noqa: E402
+from parrot_lm.core.errors import ConfigError  # noqa: E402
 
 
 def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
@@ -53,9 +53,9 @@ def main(argv: list[str]) -> None:
 
     import torch
 
-    from parrot_lm.hardware import pick_device
-    from parrot_lm.inference import load_model
-    from parrot_lm.sampling import complete_texts
+    from parrot_lm.core.hardware import pick_device
+    from parrot_lm.generation.text import complete_texts
+    from parrot_lm.runs.loading import load_model
 
     loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
     logging.getLogger(__name__).info("Loaded %s (step %d)", loaded.path, loaded.step)

@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import compose_config, exit_on_user_error  # noqa: E402
+from parrot_lm.core.cli import compose_config, exit_on_user_error  # noqa: E402
+from parrot_lm.core.errors import DataError  # noqa: E402
 from parrot_lm.data.prepare import prepare_corpus  # noqa: E402
 from parrot_lm.data.shards import read_meta, verify_shards  # noqa: E402
-from parrot_lm.errors import DataError  # noqa: E402
 
 FILTER_REPORT_KEYS = ("docs_in", "docs_out", "tokens_in", "tokens_out", "removed")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from parrot_lm.cli import exit_on_user_error  # noqa: E402
+from parrot_lm.core.cli import exit_on_user_error  # noqa: E402
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> int:
-    from parrot_lm.report import main as report_main
+    from parrot_lm.report.sweep import main as report_main
 
     return report_main(argv)
 

@@ -36,7 +36,7 @@ def one_torch_thread():
 def train_tiny_outputs(outputs: Path, data_dir: Path, steps: int = STEPS) -> Path:
     """`outputs/runs/tiny-chat`: the tiny model trained `steps` steps on the small stories
     corpus, with TensorBoard events (val loss every half run) and step checkpoints."""
-    from parrot_lm.train import run
+    from parrot_lm.training.run import run
 
     overrides = [
         *TINY_MODEL,

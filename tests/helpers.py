@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 
-from parrot_lm.checkpoint import AtomicCheckpointIO
+from parrot_lm.training.checkpointing import AtomicCheckpointIO
 
 
 class LossRecorder(L.Callback):
@@ -120,12 +120,11 @@ class DyingCheckpointIO(AtomicCheckpointIO):
         self.die_on_save = die_on_save
         self.saves = 0
 
-    def _write(self, tmp: Path, data: memoryview) -> None:
+    def _write(self, f, data: memoryview) -> None:
         self.saves += 1
         if self.saves < self.die_on_save:
-            return super()._write(tmp, data)
-        with open(tmp, "wb") as f:
-            f.write(data[: len(data) // 2])
-            f.flush()
-            os.fsync(f.fileno())
+            return super()._write(f, data)
+        f.write(data[: len(data) // 2])
+        f.flush()
+        os.fsync(f.fileno())
         os.kill(os.getpid(), signal.SIGKILL)

@@ -15,19 +15,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from parrot_lm.checkpoint import CheckpointError, check_compatible
-from parrot_lm.config import ModelSchema, validate_config
+from parrot_lm.config.schema import ModelSchema, validate_config
+from parrot_lm.core.errors import ConfigError
 from parrot_lm.data.tokenizer import CharTokenizer, save_tokenizer_dir
-from parrot_lm.errors import ConfigError
-from parrot_lm.export import (
+from parrot_lm.export.exporter import (
     WEIGHTS_FILE,
     check_llama_compatible,
     export_checkpoint,
     load_safetensors_export,
 )
-from parrot_lm.generate import generate_tokens
-from parrot_lm.inference import load_model
+from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.runs.checkpoints import CheckpointError, check_compatible
+from parrot_lm.runs.loading import load_model
 from tests.conftest import CONF_DIR, compose_train
 
 VOCAB, CTX, D = 64, 16, 32

@@ -6,7 +6,7 @@ from tests.conftest import ROOT, run_cli
 
 
 def test_bench_quick_writes_table_and_json(tmp_path):
-    proc = run_cli(["scripts/bench.py", "--quick", "--out", str(tmp_path)], cwd=ROOT)
+    proc = run_cli(["-m", "benchmarks", "--quick", "--out", str(tmp_path)], cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pipeline / raw" in proc.stdout
     results = json.loads((tmp_path / "bench.json").read_text())

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from parrot_lm.data.tokenizer import byte_ranks, encoding_from_ranks
-from parrot_lm.generate import generate_tokens, iter_tokens
+from parrot_lm.generation.decoding import generate_tokens, iter_tokens
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.serve.settings import Settings, bind_warning, is_local_host
 from parrot_lm.serve.streaming import StopFilter, Utf8StreamDecoder
@@ -121,7 +121,7 @@ def test_utf8_stream_decoder_emits_whole_characters_only():
 
 def test_utf8_stream_decoder_with_the_trained_bpe(outputs):
     from parrot_lm.data.tokenizer import load_tokenizer_dir
-    from parrot_lm.inference import find_tokenizer_dir
+    from parrot_lm.runs.loading import find_tokenizer_dir
 
     enc = load_tokenizer_dir(find_tokenizer_dir(outputs / LAST))
     text = "Ünïcödé 🦜 stories — «quoted» 日本"
@@ -170,7 +170,7 @@ def test_chat_template():
 
 # -- bind address and config ---------------------------------------------------------------
 def test_default_bind_is_local_and_other_hosts_warn():
-    from parrot_lm.cli import compose_config
+    from parrot_lm.core.cli import compose_config
 
     cfg = compose_config(str(CONF_DIR), "chat", [])
     settings = Settings.from_config(cfg)
@@ -216,8 +216,8 @@ def test_listing_shows_the_run_step_and_val_loss(server, client):
 
 
 def test_completion_text_finish_reason_and_usage(outputs, client):
-    from parrot_lm.inference import load_model
-    from parrot_lm.sampling import complete_texts
+    from parrot_lm.generation.text import complete_texts
+    from parrot_lm.runs.loading import load_model
 
     prompt = "Once upon a time"
     out = client.completions.create(model=LAST, prompt=prompt, max_tokens=12, temperature=0)
@@ -407,8 +407,8 @@ def test_val_loss_from_a_csv_log_or_an_evaluation(outputs, tmp_path):
     (root / "csvrun" / "csv" / "metrics.csv").write_text(
         f"epoch,step,train/loss,val/loss\n0,10,3.0,\n0,20,,2.5\n0,{STEPS + 5},,1.0\n"
     )
-    (root / "evalrun" / "checkpoints" / "eval").mkdir()
-    (root / "evalrun" / "checkpoints" / "eval" / "last-val-stride16.json").write_text(
+    (root / "evalrun" / "eval").mkdir()
+    (root / "evalrun" / "eval" / "last-val-stride16.json").write_text(
         json.dumps({"step": STEPS, "eval_set": "val", "loss": 3.25})
     )
     found = {info.run: info for info in CheckpointCatalog(root).scan()}

@@ -7,9 +7,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from parrot_lm.config import validate_config
+from parrot_lm.config.schema import validate_config
 from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.train import build_datamodule, instantiate_group
+from parrot_lm.training.run import build_datamodule, instantiate_group
 from tests.conftest import CONF_DIR, compose_train
 
 GROUPS = [

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from parrot_lm.core.errors import DataError
 from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.data.dataset import TokenWindows
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.shards import dtype_for_vocab, read_meta, verify_shards
 from parrot_lm.data.writer import ShardWriter
-from parrot_lm.errors import DataError
 
 TEXTS = [
     "Once upon a time, there was a little girl named Lily. She loved her red ball.",

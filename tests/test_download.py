@@ -4,7 +4,7 @@ import urllib.error
 
 import pytest
 
-from parrot_lm.errors import DataError
+from parrot_lm.core.errors import DataError
 from tests.conftest import ROOT, assert_user_error, run_cli
 
 

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from parrot_lm.data.dataset import strided_windows
 from parrot_lm.data.tokenizer import byte_ranks, encoding_from_ranks
-from parrot_lm.evaluate import evaluate_perplexity, token_byte_lengths
-from parrot_lm.inference import load_model
+from parrot_lm.evaluation.perplexity import evaluate_perplexity, token_byte_lengths
 from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.runs.loading import load_model
 from tests.conftest import ROOT, TINY_RUN_STEPS, assert_user_error, run_cli
 
 CTX = 16
@@ -90,7 +90,7 @@ def test_evaluate_cli_agrees_with_training_validation(tiny_run, tmp_path):
     assert 0 < result["bits_per_byte"] < result["loss"]  # several bytes per BPE token
     overlapping = run_cli(["scripts/evaluate.py", f"ckpt={run_dir}", "stride=8"], cwd=ROOT)
     assert overlapping.returncode == 0, overlapping.stderr[-2000:]
-    default_out = run_dir / "checkpoints" / "eval" / "last-val-stride8.json"
+    default_out = run_dir / "eval" / "last-val-stride8.json"
     # More left context per token: lower (or equal) loss than non-overlapping windows.
     assert json.loads(default_out.read_text())["loss"] <= result["loss"] + 1e-6
 

@@ -16,9 +16,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from parrot_lm.config import validate_config
+from parrot_lm.config.schema import validate_config
 from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.train import instantiate_group
+from parrot_lm.training.run import instantiate_group
 from tests.conftest import CONF_DIR, ROOT, TINY_DATA, TINY_MODEL, compose_train, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

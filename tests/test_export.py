@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from parrot_lm.core.errors import StorageError
 from parrot_lm.data.tokenizer import (
     RANKS_FILE,
     SPEC_FILE,
@@ -19,7 +20,7 @@ from parrot_lm.data.tokenizer import (
     save_tokenizer_dir,
     train_bpe,
 )
-from parrot_lm.export import (
+from parrot_lm.export.exporter import (
     EXPORT_TOKENIZER_DIR,
     WEIGHTS_FILE,
     export_checkpoint,
@@ -27,6 +28,7 @@ from parrot_lm.export import (
     hf_state_dict,
     load_safetensors_export,
 )
+from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.model import GPT, GPTConfig
 from tests.conftest import ROOT, assert_user_error, run_cli
 
@@ -157,8 +159,9 @@ def test_hf_greedy_generation_matches(hf_export, bpe):
     out, model = hf_export
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     prompt = torch.tensor([[5, 17, 42, 99, 3, 250, 8, 1]])
-    ours = model.generate(prompt, 20, temperature=0.0, vocab_limit=bpe[1].n_vocab)
-    ours = ours[0, prompt.shape[1] :]
+    ours = torch.tensor(
+        generate_tokens(model, prompt.tolist(), 20, temperature=0.0, vocab_limit=bpe[1].n_vocab)[0]
+    )
     theirs = hf.generate(
         prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False
     )[0, prompt.shape[1] :]
@@ -185,7 +188,7 @@ def test_hf_char_tokenizer_exports_weights_only(tmp_path, caplog):
     chars.save(data_dir / "chars.json")
     model = random_model(tiny_config(chars.n_vocab, tie=True))
     run = make_run(tmp_path, model, {"kind": "char", "file": "chars.json"}, data_dir)
-    with caplog.at_level(logging.WARNING, logger="parrot_lm.export"):
+    with caplog.at_level(logging.WARNING, logger="parrot_lm.export.exporter"):
         out = export_checkpoint(run, out=tmp_path / "hf-char", fmt="hf")
     assert "char" in caplog.text and "tokenizer" in caplog.text
     assert not (out / "tokenizer.json").exists()
@@ -242,7 +245,7 @@ def test_tokenizer_dir_override(tmp_path, bpe):
 
 
 def test_failed_export_leaves_nothing(tmp_path, bpe, monkeypatch):
-    import parrot_lm.export as export
+    import parrot_lm.export.exporter as export
 
     run, _ = make_bpe_run(tmp_path, bpe)
 
@@ -251,7 +254,7 @@ def test_failed_export_leaves_nothing(tmp_path, bpe, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(export, "write_safetensors", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         export_checkpoint(run, fmt="safetensors")
     assert not (run / "export").exists() or not any((run / "export").iterdir())
 

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from parrot_lm.core.errors import DataError
 from parrot_lm.data.filters import (
     Decontaminator,
     ExactDedup,
@@ -21,7 +22,6 @@ from parrot_lm.data.filters import (
 )
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.tokenizer import load_tokenizer
-from parrot_lm.errors import DataError
 
 
 def run(f, docs):

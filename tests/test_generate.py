@@ -5,10 +5,10 @@ import shutil
 import pytest
 import torch
 
-from parrot_lm.generate import filter_logits, generate_tokens, sample_next
-from parrot_lm.inference import load_model
+from parrot_lm.generation.decoding import filter_logits, generate_tokens, sample_next
+from parrot_lm.generation.text import complete_texts
 from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.sampling import complete_texts
+from parrot_lm.runs.loading import load_model
 from tests.conftest import ROOT, assert_user_error, run_cli
 
 

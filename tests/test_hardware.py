@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from parrot_lm import hardware
+from parrot_lm.core import hardware
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ def test_bf16_on_cpu_without_support_warns_once_in_one_sentence(
 ):
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: fast_bf16)
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="parrot_lm.hardware"):
+    with caplog.at_level(logging.WARNING, logger="parrot_lm.core.hardware"):
         assert hardware.warn_if_slow_precision(precision, accelerator) is warns
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == int(warns)

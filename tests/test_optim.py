@@ -130,7 +130,7 @@ def test_muon_trains_and_its_state_round_trips():
 
 
 def test_unknown_optimizer_is_one_sentence():
-    from parrot_lm.errors import ConfigError
+    from parrot_lm.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="expected 'adamw' or 'muon'"):
         build_optimizer(_tiny_model(), {**OPTIM, "name": "sgd"})

@@ -16,8 +16,8 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from parrot_lm import report
-from parrot_lm.hparams import (
+from parrot_lm.report import sweep as report
+from parrot_lm.training.callbacks.hparams import (
     BEST_VAL_LOSS,
     FINAL_VAL_LOSS,
     HParamsSummary,
@@ -310,7 +310,7 @@ def hparams_records(tb_dir: Path) -> list[plugin_data_pb2.HParamsPluginData]:
 
 
 def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
-    from parrot_lm.train import run
+    from parrot_lm.training.run import run
 
     overrides = (
         TINY_MODEL

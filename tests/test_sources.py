@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from parrot_lm.core.errors import DataError
 from parrot_lm.data.sources import iter_documents, resolve_files
-from parrot_lm.errors import DataError
 
 DOCS = ["First story.\nIt has two lines.", "Second story, one line.", "Third: ünïcödé ✓."]
 

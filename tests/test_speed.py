@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from parrot_lm.errors import ConfigError
-from parrot_lm.flops import flops_per_token, measure_peak_flops, non_embedding_params
+from parrot_lm.core.errors import ConfigError
 from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.speed import apply_speed_settings
+from parrot_lm.training.flops import flops_per_token, measure_peak_flops, non_embedding_params
+from parrot_lm.training.speed import apply_speed_settings
 
 CFG = dict(vocab_size=64, context_length=16, d_model=32, n_layers=2, n_heads=2, d_ff=64)
 
@@ -73,7 +73,7 @@ def test_measured_peak_is_a_plausible_rate():
 
 
 def test_vocab_multiple_pads_the_vocab_and_refuses_nonsense():
-    from parrot_lm.train import resolve_model_config
+    from parrot_lm.training.run import resolve_model_config
 
     meta = {"vocab_size": 50257, "splits": {"train": {"max_token_id": 50256}}}
     assert resolve_model_config({**CFG, "vocab_size": None}, meta)["vocab_size"] == 50257
@@ -105,8 +105,8 @@ class _PreferPadding(torch.nn.Module):
 
 
 def test_a_padded_vocab_trains_and_sampling_never_produces_padded_ids(tmp_path, small_data_dir):
-    from parrot_lm.inference import load_model
-    from parrot_lm.sampling import complete_texts
+    from parrot_lm.generation.text import complete_texts
+    from parrot_lm.runs.loading import load_model
     from tests.conftest import ROOT, SMALL_CORPUS, TINY_MODEL, run_cli
 
     run_dir = tmp_path / "run"
@@ -136,7 +136,7 @@ def test_a_padded_vocab_trains_and_sampling_never_produces_padded_ids(tmp_path, 
             loaded.model, loaded.tokenizer, ["Once upon", "The"], 12, temperature, seed=1
         )
         assert all(isinstance(t, str) for t in texts)
-    from parrot_lm.generate import generate_tokens
+    from parrot_lm.generation.decoding import generate_tokens
 
     ids = generate_tokens(loaded.model, [[1, 2, 3]], 12, temperature=1.0, vocab_limit=300)
     assert ids[0] and max(ids[0]) < 300

@@ -14,7 +14,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from parrot_lm.launch import claim_device, threads_per_job
+from parrot_lm.training.launch import claim_device, threads_per_job
 from tests.conftest import CONF_DIR, ROOT, SMALL_CORPUS, TINY_MODEL, run_cli
 
 BASE = [

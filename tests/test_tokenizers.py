@@ -10,8 +10,8 @@ import tiktoken
 import tiktoken.load
 import tiktoken.registry
 
+from parrot_lm.core.errors import DataError
 from parrot_lm.data import tokenizer as tok
-from parrot_lm.errors import DataError
 
 WORDS = (
     "the cat sat on a mat and ran to the park café naïve résumé Straße über "

@@ -5,7 +5,7 @@ import math
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from parrot_lm.train import run
+from parrot_lm.training.run import run
 from tests.conftest import TINY_DATA, TINY_MODEL, compose_train, run_cli
 
 

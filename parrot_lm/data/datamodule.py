@@ -10,12 +10,12 @@ import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader
 
+from parrot_lm.core.errors import DataError
 from parrot_lm.data.dataset import StridedWindows, TokenStream, TokenWindows
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.sampler import ResumableDataLoader, ResumableSampler
 from parrot_lm.data.shards import read_meta
 from parrot_lm.data.tokenizer import Tokenizer, load_tokenizer
-from parrot_lm.errors import DataError
 
 
 class TokenDataModule(L.LightningDataModule):

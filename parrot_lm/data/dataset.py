@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from parrot_lm.errors import ConfigError, DataError
+from parrot_lm.core.errors import ConfigError, DataError
 
 
 class TokenWindows(Dataset):

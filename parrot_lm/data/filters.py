@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from parrot_lm.errors import DataError
+from parrot_lm.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from parrot_lm.core.errors import DataError
+from parrot_lm.core.io import remove_stale_temporaries, temp_path
 from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.filters import (
     Decontaminator,
@@ -32,7 +34,6 @@ from parrot_lm.data.writer import (
     read_spilled,
     spill_documents,
 )
-from parrot_lm.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def prepare_corpus(
     (data_dir / META_FILE).unlink(missing_ok=True)
 
     log.info("Preparing %s into %s", source.get("kind"), data_dir)
-    work = data_dir / f".work-{os.getpid()}"
+    remove_stale_temporaries(data_dir)  # spill dirs and shards of a killed prepare
+    work = temp_path(data_dir / "work")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:

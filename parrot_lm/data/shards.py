@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from parrot_lm.errors import DataError
+from parrot_lm.core.errors import DataError
+from parrot_lm.core.io import atomic_write_text
 
 META_FILE = "meta.json"
 FORMAT = "parrot_lm.tokens/1"
@@ -31,19 +32,10 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_meta(data_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Write meta.json last and atomically; returns what was written."""
     meta = {"format": FORMAT, **meta}
-    atomic_write_bytes(data_dir / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_text(data_dir / META_FILE, json.dumps(meta, indent=2) + "\n")
     return meta
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.errors import DataError
+from parrot_lm.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import tiktoken
 
-from parrot_lm.errors import DataError
+from parrot_lm.core.errors import DataError
+from parrot_lm.core.io import atomic_dir, atomic_write_text
 
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex; the HF ByteLevel pre-tokenizer uses the same one.
@@ -97,7 +98,7 @@ def encoding_from_ranks(name: str, ranks: dict[bytes, int]) -> tiktoken.Encoding
 def save_ranks(ranks: dict[bytes, int], path: Path) -> None:
     """tiktoken's own file format: one `base64(token) rank` per line."""
     lines = (f"{base64.b64encode(tok).decode()} {rank}" for tok, rank in ranks.items())
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def load_ranks(path: Path) -> dict[bytes, int]:
@@ -322,7 +323,7 @@ class CharTokenizer:
 
     def save(self, path: Path) -> None:
         data = {"kind": "char", "name": self.name, "chars": list(self.chars)}
-        Path(path).write_text(json.dumps(data, indent=0) + "\n")
+        atomic_write_text(path, json.dumps(data, indent=0) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:
@@ -372,19 +373,16 @@ def save_tokenizer_dir(spec: dict, data_dir: Path, dest: Path) -> None:
     import shutil
 
     spec = dict(spec)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if spec.get("file"):
-        shutil.copyfile(Path(data_dir) / spec["file"], tmp / spec["file"])
-    for key, name in _GPT2_FILES.items():
-        if spec.get(key):
-            source = Path(spec[key]).expanduser()
-            shutil.copyfile(source if source.is_absolute() else Path(data_dir) / source, tmp / name)
-            spec[key] = name
-    (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    with atomic_dir(dest) as tmp:
+        if spec.get("file"):
+            shutil.copyfile(Path(data_dir) / spec["file"], tmp / spec["file"])
+        for key, name in _GPT2_FILES.items():
+            if spec.get(key):
+                source = Path(spec[key]).expanduser()
+                source = source if source.is_absolute() else Path(data_dir) / source
+                shutil.copyfile(source, tmp / name)
+                spec[key] = name
+        (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
 
 
 def load_tokenizer_dir(path: Path) -> Tokenizer:

@@ -7,19 +7,20 @@ the caller, last) is what makes the set of shards a valid artifact.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import multiprocessing
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from parrot_lm.core.errors import DataError
+from parrot_lm.core.io import atomic_file
 from parrot_lm.data import tokenizer as tok
-from parrot_lm.errors import DataError
 
 DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16 per shard
 BATCH_DOCS = 1024  # documents per encoding task
@@ -96,21 +97,24 @@ class ShardWriter:
 
     def _open(self) -> None:
         name = f"{self.split}_{len(self.shards):03d}.bin"
-        self._tmp = self.data_dir / f".{name}.tmp-{os.getpid()}"
         self._final = self.data_dir / name
-        self._file = open(self._tmp, "wb")
+        self._stack = contextlib.ExitStack()
+        self._file = self._stack.enter_context(atomic_file(self._final))
         self._hash = hashlib.sha256()
         self._count = 0
 
     def _close_shard(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self._final)
+        self._stack.close()  # fsync and rename into place
         self.shards.append(
             {"file": self._final.name, "num_tokens": self._count, "sha256": self._hash.hexdigest()}
         )
         self._file = None
+
+    def abort(self) -> None:
+        """Drop the shard being written (its temporary file goes; finished shards stay)."""
+        if self._file is not None:
+            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            self._file = None
 
     def write(self, ids: np.ndarray) -> None:
         ids = ids.astype(self.dtype, copy=False)
@@ -180,6 +184,9 @@ def encode_split(
                 stats["max_token_id"] = max(stats["max_token_id"], int(ids.max()))
                 stats["num_tokens"] += int(ids.size)
                 writer.write(ids)
+    except BaseException:
+        writer.abort()
+        raise
     finally:
         if pool is not None:
             pool.terminate()

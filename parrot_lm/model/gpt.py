@@ -150,7 +150,7 @@ class GPT(nn.Module):
             # Derived tables, not state: kept out of checkpoints.
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.activation_checkpointing = False  # a speed switch (parrot_lm.speed), not state
+        self.activation_checkpointing = False  # a speed switch (training/speed.py), not state
         self.init_weights()
 
     @torch.no_grad()
@@ -251,28 +251,3 @@ class GPT(nn.Module):
         mask = cache.valid[:, None, None, : start + T] & causal  # (B, 1, T, S)
         mask |= slots[None, None, None, :] == query_slots  # padding attends to itself: no NaN
         return positions, mask
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        vocab_limit: int | None = None,
-    ) -> torch.Tensor:
-        """idx (B, T) -> (B, T + max_new_tokens), with the KV cache; see parrot_lm.generate for
-        prompts of different lengths, top-p and stopping at EOT."""
-        from parrot_lm.generate import generate_tokens
-
-        new = generate_tokens(
-            self,
-            idx.tolist(),
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            generator=generator,
-            vocab_limit=vocab_limit,
-        )
-        return torch.cat((idx, torch.tensor(new, dtype=idx.dtype, device=idx.device)), dim=1)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from parrot_lm.errors import ConfigError
+from parrot_lm.core.errors import ConfigError
 from parrot_lm.optim.muon import MuonWithAdamW, muon_params
 from parrot_lm.optim.param_groups import decay_groups, split_decay
 from parrot_lm.optim.schedules import warmup_cosine

@@ -34,7 +34,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from parrot_lm.inference import LoadedModel, load_model
+from parrot_lm.runs.loading import LoadedModel, load_model
 from parrot_lm.serve.checkpoints import CheckpointCatalog, CheckpointInfo
 from parrot_lm.serve.settings import Settings
 from parrot_lm.serve.streaming import SamplingParams, TextStream
@@ -211,7 +211,7 @@ class ModelPool:
                 if hit is not None and hit[0] == key:
                     self._loaded.move_to_end(info.id)
                     return hit[1]
-            from parrot_lm.hardware import pick_device
+            from parrot_lm.core.hardware import pick_device
 
             started = time.perf_counter()
             loaded = load_model(info.path, pick_device(self.device))

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from parrot_lm.checkpoint import CheckpointError, load_checkpoint
-from parrot_lm.inference import find_tokenizer_dir
+from parrot_lm.core.errors import CheckpointError
+from parrot_lm.runs.checkpoints import load_checkpoint
+from parrot_lm.runs.loading import find_tokenizer_dir
+from parrot_lm.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,6 @@ class CheckpointInfo:
         data = asdict(self)
         data.pop("path")
         return data
-
-
-def run_dir_of(ckpt_path: Path) -> Path:
-    """`<run>/checkpoints/x.ckpt` -> `<run>`; a checkpoint elsewhere -> its folder."""
-    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
 
 
 def _callback_val_loss(ckpt: dict[str, Any]) -> float | None:
@@ -145,7 +142,7 @@ class CheckpointCatalog:
 
     def _read(self, path: Path, modified: float, size: int) -> CheckpointInfo:
         rel = path.relative_to(self.outputs_dir)
-        run = run_dir_of(path)
+        run = RunDir.of_checkpoint(path).path
         if not run.is_relative_to(self.outputs_dir):  # outputs_dir is itself a checkpoints dir
             run = path.parent
         base = {
@@ -196,8 +193,8 @@ class CheckpointCatalog:
 
     def _run_curves(self, run: Path) -> dict[str, dict[int, float]]:
         """{"tensorboard": {step: val loss}, "csv": {...}} of a run dir, cached per file state."""
-        tb_files = sorted((run / "tensorboard").rglob("events.out.tfevents.*"))
-        csv_files = sorted((run / "csv").rglob("metrics.csv"))
+        tb_files = sorted(RunDir(run).tensorboard.rglob("events.out.tfevents.*"))
+        csv_files = sorted(RunDir(run).csv.rglob("metrics.csv"))
         try:
             key = tuple(
                 (str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in tb_files + csv_files
@@ -219,7 +216,7 @@ class CheckpointCatalog:
 
     def _evaluated_val_loss(self, path: Path, step: int | None) -> tuple[int, float, str] | None:
         """scripts/evaluate.py's result for this checkpoint on its val split."""
-        for result in sorted((path.parent / "eval").glob(f"{path.stem}-val-stride*.json")):
+        for result in RunDir.of_checkpoint(path).eval_results(path, "val"):
             try:
                 data = json.loads(result.read_text())
                 loss, at = float(data["loss"]), int(data.get("step", step or 0))
@@ -231,7 +228,7 @@ class CheckpointCatalog:
 
 
 def _tensorboard_val_loss(run: Path) -> dict[int, float]:
-    from parrot_lm.report import read_scalars
+    from parrot_lm.report.sweep import read_scalars
 
     try:
         scalars, _, _ = read_scalars(run)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.errors import ConfigError
+from parrot_lm.core.errors import ConfigError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from parrot_lm.data.tokenizer import Tokenizer
-from parrot_lm.generate import iter_tokens
+from parrot_lm.generation.decoding import iter_tokens
 from parrot_lm.model import GPT
 
 

@@ -1,0 +1,1 @@
+"""`make bench`: measured ratios (not installed with the package)."""

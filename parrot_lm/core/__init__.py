@@ -1,0 +1,1 @@
+"""Shared contracts every stage uses: user-facing errors, atomic file IO, devices, CLI plumbing."""

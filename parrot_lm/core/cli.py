@@ -1,0 +1,58 @@
+"""Entry-point plumbing: bad input becomes one sentence on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from parrot_lm.core.errors import ConfigError, ParrotError
+
+T = TypeVar("T")
+# The Hydra config tree, shipped inside the package (the repo's conf/ links here), so the
+# console commands of an installed ParrotLM find it wherever they run.
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+log = logging.getLogger("parrot_lm")
+
+
+def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn ParrotError (and a non-finite loss) into `error: <sentence>` and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (ParrotError, FloatingPointError) as e:
+            log.debug("user error", exc_info=True)
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+def compose_config(config_dir: str, name: str, overrides: list[str]):
+    """Hydra's compose API for scripts that read the conf tree but make no run dir; a bad or
+    mistyped override becomes a ConfigError sentence instead of a traceback."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose(name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        why = [line for line in lines[1:] if line.startswith("Key ")]  # "Key 'x' is not in struct"
+        raise ConfigError(" ".join(lines[:1] + why[:1]) or type(e).__name__) from e
+
+
+def require(cfg, *keys: str) -> None:
+    """Fail with a sentence when a mandatory (`???`) config value was not given."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"Set {key}=... on the command line (it has no default).")

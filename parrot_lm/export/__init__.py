@@ -1,0 +1,1 @@
+"""Export a trained checkpoint: Hugging Face Llama or plain safetensors."""

@@ -1,0 +1,1 @@
+"""Decoding with the KV cache, sampling settings, text samples."""

@@ -1,0 +1,1 @@
+"""Sweep reports: find runs, read their events, tables and plots."""

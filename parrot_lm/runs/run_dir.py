@@ -1,0 +1,178 @@
+"""The run directory: the one place that knows what a run dir holds and where.
+
+```
+<run dir>/
+  run_config.yaml     the resolved config the run executes (resume reads it back)
+  .hydra/             Hydra's own record (config.yaml, overrides.yaml, hydra.yaml)
+  checkpoints/        last.ckpt and step<N>.ckpt (Lightning checkpoints, weights_only-loadable)
+  tokenizer/          the run's tokenizer (tokenizer_spec.json and its files)
+  tensorboard/        TensorBoard events
+  csv/                CSVLogger's metrics.csv (logger=csv)
+  eval/               scripts/evaluate.py results, one JSON per checkpoint, eval set and stride
+  export/<format>/    scripts/export.py outputs
+```
+
+Every stage asks a `RunDir` for these paths; no other module spells them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from parrot_lm.core.errors import CheckpointError, ConfigError
+from parrot_lm.core.io import atomic_write_text
+
+RUN_CONFIG = "run_config.yaml"
+CHECKPOINTS = "checkpoints"
+TOKENIZER = "tokenizer"
+TENSORBOARD = "tensorboard"
+CSV = "csv"
+EVAL = "eval"
+EXPORT = "export"
+HYDRA = ".hydra"
+LAST = "last.ckpt"
+STEP_RE = re.compile(r"step(\d+)\.ckpt$")
+
+
+def step_of(path: Path) -> int | None:
+    """The step in a `step<N>.ckpt` file name, else None."""
+    match = STEP_RE.search(path.name)
+    return int(match.group(1)) if match else None
+
+
+def default_run_dir(resume: str | None, log_dir: str, timestamp: str) -> str:
+    """Hydra's run dir: the resumed run's own dir, a stable per-job dir under SLURM (so a
+    requeued job finds its checkpoints), or a new timestamped dir."""
+    if resume:
+        return str(resume)
+    job_id = os.environ.get("SLURM_JOB_ID")
+    interactive = os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive")
+    if job_id and not interactive:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"{log_dir}/runs/slurm-{job_id}" + (f"_{task}" if task else "")
+    return f"{log_dir}/runs/{timestamp}"
+
+
+if not OmegaConf.has_resolver("parrot_run_dir"):  # conf/hydra/default.yaml's run dir
+    OmegaConf.register_new_resolver("parrot_run_dir", default_run_dir)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory (which need not exist yet) and the paths inside it."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        object.__setattr__(self, "path", Path(path).expanduser())
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def run_config(self) -> Path:
+        return self.path / RUN_CONFIG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / TOKENIZER
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
+    def csv(self) -> Path:
+        return self.path / CSV
+
+    @property
+    def hydra(self) -> Path:
+        return self.path / HYDRA
+
+    @property
+    def overrides(self) -> Path:
+        """Hydra's record of the command-line overrides of this run (or sweep job)."""
+        return self.hydra / "overrides.yaml"
+
+    @property
+    def eval(self) -> Path:
+        return self.path / EVAL
+
+    def eval_result(self, ckpt: Path, eval_set: str, stride: int) -> Path:
+        """Where scripts/evaluate.py writes the result of `ckpt` on `eval_set` at `stride`."""
+        return self.eval / f"{ckpt.stem}-{eval_set}-stride{stride}.json"
+
+    def eval_results(self, ckpt: Path, eval_set: str = "val") -> list[Path]:
+        return sorted(self.eval.glob(f"{ckpt.stem}-{eval_set}-stride*.json"))
+
+    def export(self, fmt: str) -> Path:
+        return self.path / EXPORT / fmt
+
+    # -- what is there ------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """Whether this looks like a run (or sweep job) dir: a run config, Hydra's record, or
+        TensorBoard events."""
+        return self.run_config.is_file() or self.overrides.is_file() or self.tensorboard.is_dir()
+
+    def checkpoint_candidates(self) -> list[Path]:
+        """last.ckpt first, then step checkpoints from newest to oldest."""
+        return checkpoint_candidates(self.checkpoints)
+
+    @classmethod
+    def of_checkpoint(cls, ckpt: str | os.PathLike) -> RunDir:
+        """`<run>/checkpoints/x.ckpt` -> `<run>`; a checkpoint elsewhere -> its folder."""
+        parent = Path(ckpt).expanduser().parent
+        return cls(parent.parent if parent.name == CHECKPOINTS else parent)
+
+    def resolve_checkpoint(self) -> Path:
+        """The newest checkpoint file of this run (or of this dir, if it is a checkpoints
+        dir); CheckpointError when it holds none."""
+        for ckpt_dir in (self.checkpoints, self.path):
+            found = checkpoint_candidates(ckpt_dir)
+            if found:
+                return found[0]
+        raise CheckpointError(f"{self.path} holds no checkpoint (no {LAST} or step*.ckpt).")
+
+    # -- the run's config ---------------------------------------------------------------------
+    def load_config(self, purpose: str = "resume") -> DictConfig:
+        """run_config.yaml, with a sentence when this is not a run dir."""
+        if not self.path.is_dir():
+            raise ConfigError(f"Cannot {purpose}: run dir {self.path} does not exist.")
+        if not self.run_config.is_file():
+            raise ConfigError(
+                f"Cannot {purpose}: {self.path} has no {RUN_CONFIG}, so it is not a ParrotLM "
+                "run dir."
+            )
+        try:
+            return OmegaConf.load(self.run_config)
+        except Exception as e:  # YAML errors of any kind: name the file
+            raise ConfigError(
+                f"{self.run_config} is not a readable run config ({type(e).__name__}); restore "
+                "it from a copy or start a new run."
+            ) from e
+
+    def save_config(self, cfg: DictConfig) -> None:
+        """Write the resolved config atomically."""
+        atomic_write_text(self.run_config, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def checkpoint_candidates(ckpt_dir: Path) -> list[Path]:
+    """In `ckpt_dir`: last.ckpt first, then step checkpoints from newest to oldest."""
+    steps = sorted(
+        (p for p in ckpt_dir.glob("step*.ckpt") if STEP_RE.search(p.name)),
+        key=lambda p: step_of(p) or 0,
+        reverse=True,
+    )
+    last = ckpt_dir / LAST
+    return ([last] if last.is_file() else []) + steps

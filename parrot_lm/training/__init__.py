@@ -1,0 +1,1 @@
+"""The training stage: run(cfg), LitLM, callbacks, speed, strategies, launch, FLOPs."""

@@ -1,0 +1,1 @@
+"""Every Lightning callback ParrotLM adds to a run."""

@@ -1,0 +1,222 @@
+"""The training stage: composed config in, trained checkpoint, TensorBoard run and sample out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from parrot_lm.config.schema import validate_config
+from parrot_lm.core.errors import CheckpointError, ConfigError, DataError
+from parrot_lm.core.hardware import warn_if_slow_precision
+from parrot_lm.core.io import remove_stale_temporaries
+from parrot_lm.data.datamodule import TokenDataModule
+from parrot_lm.data.tokenizer import save_tokenizer_dir
+from parrot_lm.generation.text import sample_text
+from parrot_lm.model import GPTConfig
+from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest_good_checkpoint
+from parrot_lm.runs.resume import merge_resume_config
+from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
+from parrot_lm.training.launch import fit_to_launcher, in_multirun
+from parrot_lm.training.lit_module import LitLM
+from parrot_lm.training.speed import apply_speed_settings
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_config(model: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """Fill the vocab from the data's tokenizer unless set (GPTConfig pads it to
+    `vocab_multiple`); refuse a vocab the data overflows."""
+    model = dict(model)
+    if model.get("vocab_size") is None:
+        model["vocab_size"] = int(meta["vocab_size"])
+    max_id = max(split["max_token_id"] for split in meta["splits"].values())
+    if model["vocab_size"] <= max_id:
+        raise DataError(
+            f"model.vocab_size is {model['vocab_size']} but the data contains token id {max_id}; "
+            f"set model.vocab_size to at least {max_id + 1} (or null to use the data's)."
+        )
+    try:
+        return GPTConfig(**model).to_dict()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from e
+
+
+def build_datamodule(data: DictConfig) -> TokenDataModule:
+    kwargs = OmegaConf.to_container(data, resolve=True)
+    kwargs.pop("name", None)
+    return TokenDataModule(**kwargs)
+
+
+def instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate with a failure turned into one ConfigError sentence."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise ConfigError(f"Cannot build {what} ({node.get('_target_')}): {cause}") from e
+
+
+def instantiate_group(group: DictConfig | None, what: str = "a callback or logger") -> list[Any]:
+    """Callbacks/loggers: every entry with a `_target_`, in config order."""
+    if not group:
+        return []
+    return [instantiate(node, what) for node in group.values() if "_target_" in node]
+
+
+def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, bool]:
+    """The config this run executes, and whether it continues an earlier run in this dir."""
+    cfg = validate_config(cfg)
+    run_dir = RunDir(cfg.paths.output_dir)
+    resuming = cfg.resume is not None or bool(run_dir.checkpoint_candidates())
+    if resuming:
+        saved = run_dir.load_config()
+        cfg = validate_config(merge_resume_config(saved, cfg, overrides))
+    else:
+        if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
+            cfg.optim.schedule_steps = cfg.trainer.max_steps
+        if rank_zero_only.rank == 0:  # DDP ranks share the run dir
+            run_dir.save_config(cfg)
+    return cfg, resuming
+
+
+def select_checkpoint(
+    cfg: DictConfig, resuming: bool, model_cfg: dict[str, Any]
+) -> tuple[Path | None, int]:
+    """The checkpoint to continue from (checked loadable and compatible) and its global step."""
+    ckpt_dir = RunDir(cfg.paths.output_dir).checkpoints
+    remove_stale_temporaries(ckpt_dir)
+    if cfg.ckpt_path not in (None, "last"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file() and (ckpt_dir / path).is_file():
+            path = ckpt_dir / path
+        ckpt = load_checkpoint(path)
+    elif resuming or cfg.ckpt_path == "last":
+        found = newest_good_checkpoint(ckpt_dir)
+        if found is None:
+            if cfg.ckpt_path == "last":
+                raise CheckpointError(f"ckpt_path=last, but {ckpt_dir} holds no checkpoint.")
+            log.warning("No checkpoint in %s yet; starting this run from step 0.", ckpt_dir)
+            return None, 0
+        path, ckpt = found
+    else:
+        return None, 0
+    check_compatible(ckpt, model_cfg, path)
+    log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
+    return path, int(ckpt["global_step"])
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train as configured; returns the final val loss (the metric sweeps optimise).
+
+    In a sweep, a diverged job (non-finite loss) is a result, not a failure: it scores +inf
+    and the sweep goes on.
+    """
+    try:
+        with contextlib.ExitStack() as stack:
+            return _run(cfg, stack)
+    except FloatingPointError as e:
+        if not in_multirun():
+            raise
+        log.error("%s This sweep job scores +inf; the sweep goes on.", e)
+        return math.inf
+
+
+def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
+    # Lightning 2.6 on torch 2.13 warns about its own internals on every run; not actionable.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if rank_zero_only.rank > 0:  # one log per run: other ranks only warn
+        logging.getLogger("parrot_lm").setLevel(logging.WARNING)
+    cfg, resuming = prepare_run_config(cfg, overrides)
+    run_dir = RunDir(cfg.paths.output_dir)
+    fit_to_launcher(cfg, stack)
+    if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
+        raise ConfigError(
+            "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."
+        )
+    L.seed_everything(cfg.seed, workers=True)
+    warn_if_slow_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
+
+    datamodule = build_datamodule(cfg.data)
+    datamodule.prepare_data()
+    meta = datamodule.meta
+    if rank_zero_only.rank == 0:  # next to the checkpoints: evaluate/generate/export need it
+        save_tokenizer_dir(meta["tokenizer"], datamodule.data_dir, run_dir.tokenizer)
+    model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
+    ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg)
+    optim_cfg = OmegaConf.to_container(cfg.optim, resolve=True)
+    lit = LitLM(
+        model=model_cfg,
+        optim=optim_cfg,
+        total_steps=optim_cfg["schedule_steps"] or cfg.trainer.max_steps,
+        nonfinite_loss=cfg.nonfinite_loss,
+    )
+    on_cuda = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    apply_speed_settings(OmegaConf.to_container(cfg.speed, resolve=True), lit.model, on_cuda)
+    log.info(
+        "Model: %s parameters (d_model %d, %d layers, %d heads, vocab %s, context %d)",
+        f"{lit.model.num_params():,}",
+        model_cfg["d_model"],
+        model_cfg["n_layers"],
+        model_cfg["n_heads"],
+        f"{model_cfg['vocab_size']:,}",
+        model_cfg["context_length"],
+    )
+    graceful = GracefulStop(str(run_dir.checkpoints))
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
+    # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
+    purge = {"purge_step": start_step} if ckpt_path is not None and resuming else {}
+    loggers = [
+        instantiate(node, "a logger", **(purge if "TensorBoard" in node._target_ else {}))
+        for node in (cfg.get("logger") or {}).values()
+        if "_target_" in node
+    ]
+    plugins = [instantiate(cfg.checkpoint_io, "checkpoint_io")] if cfg.checkpoint_io else []
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        "the Lightning Trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=plugins,
+        val_check_interval=cfg.val_every_n_steps * cfg.trainer.accumulate_grad_batches,
+    )
+    log.info("Run dir: %s", run_dir.path.resolve())
+    if ckpt_path is None and not cfg.trainer.fast_dev_run:
+        trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0
+    trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
+    if graceful.exit_code is not None:
+        if not trainer.is_global_zero:  # rank 0 reports; a failing rank would get it killed
+            return None
+        log.warning(
+            "Stopped by signal; resume with: python train.py resume=%s", cfg.paths.output_dir
+        )
+        raise SystemExit(graceful.exit_code)
+
+    val_loss = trainer.callback_metrics.get("val/loss")
+    if val_loss is not None:
+        log.info("Final val/loss %.4f (ppl %.2f)", float(val_loss), math.exp(float(val_loss)))
+    if trainer.is_global_zero and cfg.sample.max_new_tokens > 0:
+        text = sample_text(
+            lit.model,
+            datamodule.load_tokenizer(),
+            cfg.sample.prompt,
+            cfg.sample.max_new_tokens,
+            cfg.sample.temperature,
+            cfg.sample.top_k,
+            seed=cfg.seed,
+        )
+        print(f"\n--- sample ---\n{text}\n--------------\n", flush=True)
+    return float(val_loss) if val_loss is not None else None
