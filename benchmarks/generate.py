@@ -12,6 +12,7 @@ import torch
 from benchmarks.prepare import _median_time
 from parrot_lm.evaluation.perplexity import evaluate_perplexity
 from parrot_lm.generation.decoding import generate_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 
 # The model configs' shapes (conf/model/*.yaml); vocab is GPT-2's for deep_narrow, the
@@ -31,7 +32,7 @@ def _hf_model(model: GPT):
         from transformers import LlamaForCausalLM
     except ImportError:
         return None
-    from parrot_lm.export.exporter import hf_config, hf_state_dict
+    from parrot_lm.export.hf import hf_config, hf_state_dict
 
     hf = LlamaForCausalLM(hf_config(model.cfg, eot_id=model.cfg.vocab_size - 1))
     hf.load_state_dict(hf_state_dict(model.state_dict(), model.cfg), strict=True)
@@ -45,11 +46,10 @@ def generation_speed(
     torch.manual_seed(0)
     model = GPT(GPTConfig(**shape)).eval()
     prompt = torch.randint(0, shape["vocab_size"] - 1, (1, 16))
+    greedy = SamplingParams(max_new_tokens=new_tokens, temperature=0)
     runs = {
-        "kv_cache": lambda: generate_tokens(model, prompt.tolist(), new_tokens, temperature=0),
-        "no_cache": lambda: generate_tokens(
-            model, prompt.tolist(), new_tokens, temperature=0, use_cache=False
-        ),
+        "kv_cache": lambda: generate_tokens(model, prompt.tolist(), greedy),
+        "no_cache": lambda: generate_tokens(model, prompt.tolist(), greedy, use_cache=False),
     }
     hf = _hf_model(model)
     if hf is not None:

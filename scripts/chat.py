@@ -2,72 +2,11 @@
 
 `python scripts/chat.py` (or `make chat`), then open http://127.0.0.1:8000/. Overrides as for the
 other scripts: `python scripts/chat.py port=8080 outputs_dir=/data/runs max_concurrent=4`.
-The page, the endpoints and the limits are described in the README ("Chat and serve").
+The page, the endpoints and the limits are described in the README ("Chat and serve"). The code
+is `parrot_lm.serve.cli` (also the `parrot-chat` command).
 """
 
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from parrot_lm.core.cli import compose_config, exit_on_user_error  # noqa: E402
-from parrot_lm.core.errors import ConfigError  # noqa: E402
-
-log = logging.getLogger("parrot_lm.chat")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-
-
-@exit_on_user_error
-def main(argv: list[str]) -> None:
-    cfg = compose_config(str(ROOT / "conf"), "chat", argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from parrot_lm.serve.settings import Settings, bind_warning
-
-    settings = Settings.from_config(cfg)
-    if str(cfg.log_level) not in LOG_LEVELS:
-        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {cfg.log_level}.")
-    threads = cfg.cpu_threads
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"cpu_threads must be an integer >= 1 or null; got {threads!r}.")
-    if not settings.outputs_dir.is_dir():
-        raise ConfigError(
-            f"outputs_dir {settings.outputs_dir} does not exist; train a model first "
-            "(make train) or point outputs_dir=<dir> at a folder holding checkpoints."
-        )
-    try:
-        import uvicorn
-
-        from parrot_lm.serve.app import create_app
-    except ImportError as e:
-        raise ConfigError(
-            f"The chat server needs fastapi and uvicorn ({e.name} is missing): "
-            "pip install -e '.[chat]'."
-        ) from None
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    app = create_app(settings)
-    found = app.state.catalog.scan()
-    if found:
-        log.info("%d checkpoint(s) under %s", len(found), settings.outputs_dir)
-    else:
-        log.warning(
-            "No checkpoint under %s yet; train one (make train) and reload the page.",
-            settings.outputs_dir,
-        )
-    warning = bind_warning(settings.host, settings.port)
-    if warning:
-        log.warning(warning)
-    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    log.info("Chat page: http://%s:%d/  OpenAI API base: http://%s:%d/v1", shown,
-             settings.port, shown, settings.port)  # fmt: skip
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=str(cfg.log_level))
-
+from parrot_lm.serve.cli import main
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,85 +1,11 @@
 """Perplexity of a checkpoint: `python scripts/evaluate.py ckpt=<run dir> [eval_set=...]`.
 
 Sliding windows of the model's context moved by `stride`, every token scored once; prints and
-writes loss, perplexity and bits per byte as JSON beside the checkpoint.
+writes loss, perplexity and bits per byte as JSON beside the checkpoint. Installed as
+`parrot-evaluate`; the logic lives in parrot_lm/evaluation/cli.py.
 """
 
-from __future__ import annotations
-
-import json
-import logging
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from parrot_lm.core.cli import compose_config, exit_on_user_error, require  # noqa: E402
-
-log = logging.getLogger("parrot_lm.evaluation.perplexity")
-
-
-@exit_on_user_error
-def main(argv: list[str]) -> None:
-    cfg = compose_config(str(ROOT / "conf"), "evaluate", argv)
-    require(cfg, "ckpt")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from omegaconf import OmegaConf
-
-    from parrot_lm.core.errors import ConfigError
-    from parrot_lm.core.hardware import pick_device
-    from parrot_lm.core.io import atomic_write_text
-    from parrot_lm.evaluation.perplexity import (
-        evaluate_perplexity,
-        load_eval_tokens,
-        token_byte_lengths,
-    )
-    from parrot_lm.runs.loading import load_model
-    from parrot_lm.runs.run_dir import RunDir
-
-    eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}.")
-    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
-    context = loaded.model.cfg.context_length
-    stride = cfg.stride if cfg.stride is not None else max(1, context // 2)
-    if not 1 <= stride <= context:
-        raise ConfigError(
-            f"stride must be between 1 and the model's context ({context}), got {stride}."
-        )
-    tokens = load_eval_tokens(eval_set, loaded.tokenizer, loaded.path, cfg.max_tokens)
-    log.info(
-        "Scoring %s tokens of %s with %s (step %d), stride %d",
-        f"{len(tokens):,}",
-        eval_set["name"],
-        loaded.path,
-        loaded.step,
-        stride,
-    )
-    result = evaluate_perplexity(
-        loaded.model,
-        tokens,
-        stride,
-        cfg.batch_size,
-        byte_lengths=token_byte_lengths(loaded.tokenizer),
-        progress=True,
-    )
-    result = {
-        "checkpoint": str(loaded.path),
-        "step": loaded.step,
-        "eval_set": eval_set["name"],
-        **result,
-    }
-    run_dir = RunDir.of_checkpoint(loaded.path)
-    out = (
-        Path(cfg.output)
-        if cfg.output
-        else run_dir.eval_result(loaded.path, eval_set["name"], stride)
-    )
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    log.info("Wrote %s", out)
-
+from parrot_lm.evaluation.cli import main
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

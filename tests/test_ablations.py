@@ -18,13 +18,11 @@ from omegaconf import OmegaConf
 from parrot_lm.config.schema import ModelSchema, validate_config
 from parrot_lm.core.errors import ConfigError
 from parrot_lm.data.tokenizer import CharTokenizer, save_tokenizer_dir
-from parrot_lm.export.exporter import (
-    WEIGHTS_FILE,
-    check_llama_compatible,
-    export_checkpoint,
-    load_safetensors_export,
-)
+from parrot_lm.export.exporter import export_checkpoint
+from parrot_lm.export.hf import check_llama_compatible
+from parrot_lm.export.safetensors import WEIGHTS_FILE, load_safetensors_export
 from parrot_lm.generation.decoding import generate_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.runs.checkpoints import CheckpointError, check_compatible
 from parrot_lm.runs.loading import load_model
@@ -107,6 +105,11 @@ def test_schema_and_tiny_yaml_mirror_the_config_defaults():
     defaults = {f.name: f.default for f in fields(GPTConfig)}
     schema = {f.name: f.default for f in fields(ModelSchema)}
     assert schema.keys() == defaults.keys()
+    # Derived, not copied: every default but the data-filled vocab is GPTConfig's own.
+    assert {k: v for k, v in schema.items() if k != "vocab_size"} == {
+        k: v for k, v in defaults.items() if k != "vocab_size"
+    }
+    assert schema["vocab_size"] is None
     tiny = OmegaConf.load(CONF_DIR / "model" / "tiny.yaml")
     for key, value in NEW_KEYS.items():
         assert defaults[key] == schema[key] == tiny[key] == value
@@ -228,8 +231,14 @@ def test_kv_cache_generation_equals_recomputation_for_a_ragged_batch(pos):
     prompts = [[5, 6, 7, 8, 9, 10], [42], [1, 2, 3]]
     n = CTX - 1 - max(map(len, prompts))  # stay inside the context: no sliding window
     expected = [greedy_by_recomputation(model, p, n) for p in prompts]
-    assert generate_tokens(model, prompts, n, temperature=0, use_cache=True) == expected
-    assert generate_tokens(model, prompts, n, temperature=0, use_cache=False) == expected
+    assert (
+        generate_tokens(model, prompts, SamplingParams(n, temperature=0), use_cache=True)
+        == expected
+    )
+    assert (
+        generate_tokens(model, prompts, SamplingParams(n, temperature=0), use_cache=False)
+        == expected
+    )
 
 
 # ---- Norms ---------------------------------------------------------------------------------

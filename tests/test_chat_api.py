@@ -14,8 +14,10 @@ import httpx
 import pytest
 import torch
 
+from parrot_lm.core.errors import ConfigError
 from parrot_lm.data.tokenizer import byte_ranks, encoding_from_ranks
 from parrot_lm.generation.decoding import generate_tokens, iter_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.serve.settings import Settings, bind_warning, is_local_host
 from parrot_lm.serve.streaming import StopFilter, Utf8StreamDecoder
@@ -88,19 +90,16 @@ def sharp_model(context: int = 16) -> GPT:
 def test_iter_tokens_yields_what_generate_tokens_returns():
     model = sharp_model(context=16)
     for temperature, top_k, top_p in [(0.0, None, None), (1.0, 10, 0.9)]:
-        args = dict(temperature=temperature, top_k=top_k, top_p=top_p, vocab_limit=90)
-        batch = generate_tokens(
-            model, [[1, 2, 3]], 50, generator=torch.Generator().manual_seed(5), **args
-        )[0]
-        streamed = list(
-            iter_tokens(model, [1, 2, 3], 50, generator=torch.Generator().manual_seed(5), **args)
-        )
+        params = SamplingParams(50, temperature=temperature, top_k=top_k, top_p=top_p, seed=5)
+        batch = generate_tokens(model, [[1, 2, 3]], params, vocab_limit=90)[0]
+        streamed = list(iter_tokens(model, [1, 2, 3], params, vocab_limit=90))
         assert streamed == batch and len(streamed) == 50  # slid past the 16-token context
         assert max(streamed) < 90
-    first = list(iter_tokens(model, [4, 5], 5, temperature=0))[0]
-    assert list(iter_tokens(model, [4, 5], 5, temperature=0, eot_id=first)) == []
+    greedy = SamplingParams(5, temperature=0)
+    first = list(iter_tokens(model, [4, 5], greedy))[0]
+    assert list(iter_tokens(model, [4, 5], greedy, eot_id=first)) == []
     with pytest.raises(ValueError):
-        next(iter_tokens(model, [], 5))
+        next(iter_tokens(model, [], greedy))
 
 
 def test_utf8_stream_decoder_emits_whole_characters_only():
@@ -183,6 +182,23 @@ def test_default_bind_is_local_and_other_hosts_warn():
         assert warning is not None and "NO authentication" in warning and host in warning
 
 
+def test_chat_sampling_defaults_are_checked_as_sampling_params():
+    from parrot_lm.core.cli import compose_config
+
+    for override, fragment in [
+        ("sampling.top_p=1.5", "sampling.top_p must be in (0, 1]; got 1.5."),
+        ("sampling.temperature=-1", "sampling.temperature must be >= 0 (0 is greedy)"),
+        ("sampling.top_k=-2", "sampling.top_k must be >= 0 (0 turns it off); got -2."),
+        ("sampling.max_tokens=0", "sampling.max_tokens must be an integer >= 1"),
+        ("sampling.max_tokens=2000", "must be between 1 and max_new_tokens_limit=1024"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_config(compose_config(str(CONF_DIR), "chat", [override]))
+        assert fragment in str(caught.value), (override, caught.value)
+    settings = Settings.from_config(compose_config(str(CONF_DIR), "chat", ["sampling.top_k=0"]))
+    assert settings.sampling.top_k is None and settings.sampling.max_new_tokens == 128
+
+
 def test_chat_script_refuses_bad_config_with_a_sentence(tmp_path):
     bad = run_cli(["scripts/chat.py", "max_concurrent=0"], cwd=ROOT)
     assert_user_error(bad, "max_concurrent must be an integer >= 1")
@@ -233,7 +249,8 @@ def test_completion_text_finish_reason_and_usage(outputs, client):
     else:
         assert out.usage.completion_tokens < 12
     # Greedy: the same text as the batch generator gives.
-    expected = complete_texts(loaded.model, loaded.tokenizer, [prompt], 12, temperature=0)[0]
+    greedy = SamplingParams(max_new_tokens=12, temperature=0)
+    expected = complete_texts(loaded.model, loaded.tokenizer, [prompt], greedy)[0]
     assert choice.text == expected
     sampled = client.completions.create(
         model=LAST, prompt=prompt, max_tokens=30, temperature=1.0, seed=3, extra_body={"top_k": 20}
@@ -420,7 +437,7 @@ def test_val_loss_from_a_csv_log_or_an_evaluation(outputs, tmp_path):
 def test_the_server_answers_while_a_generation_runs_and_survives_one_failing(server, monkeypatch):
     """Generation runs in worker threads: with one parked mid-stream, the event loop still
     answers; a generation that fails mid-stream ends its stream with an error event."""
-    import parrot_lm.serve.app as app_module
+    import parrot_lm.serve.completions as app_module
 
     gate = threading.Event()
 

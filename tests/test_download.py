@@ -5,20 +5,11 @@ import urllib.error
 import pytest
 
 from parrot_lm.core.errors import DataError
+from parrot_lm.data import download
 from tests.conftest import ROOT, assert_user_error, run_cli
 
 
-def load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("download", ROOT / "scripts" / "download.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_download_file_is_atomic_and_checked(tmp_path):
-    download = load_script()
     src = tmp_path / "model.bin"
     src.write_bytes(b"fasttext model bytes")
     dest = tmp_path / "out" / "lid.176.ftz"
@@ -30,15 +21,13 @@ def test_download_file_is_atomic_and_checked(tmp_path):
 
 
 def test_offline_download_is_one_sentence(tmp_path, monkeypatch):
-    download = load_script()
-
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(download.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="Could not download"):
         download.download_file(download.LID_URL, tmp_path / "lid.176.ftz")
-    assert not (tmp_path / "lid.176.ftz").exists()
+    assert not (tmp_path / "lid.176.ftz").exists() and not list(tmp_path.glob(".*tmp*"))
 
 
 def test_cli_refuses_a_non_hub_corpus(tmp_path):

@@ -20,15 +20,15 @@ from parrot_lm.data.tokenizer import (
     save_tokenizer_dir,
     train_bpe,
 )
-from parrot_lm.export.exporter import (
+from parrot_lm.export.exporter import export_checkpoint
+from parrot_lm.export.hf import hf_config, hf_state_dict
+from parrot_lm.export.safetensors import (
     EXPORT_TOKENIZER_DIR,
     WEIGHTS_FILE,
-    export_checkpoint,
-    hf_config,
-    hf_state_dict,
     load_safetensors_export,
 )
 from parrot_lm.generation.decoding import generate_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from tests.conftest import ROOT, assert_user_error, run_cli
 
@@ -160,7 +160,9 @@ def test_hf_greedy_generation_matches(hf_export, bpe):
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     prompt = torch.tensor([[5, 17, 42, 99, 3, 250, 8, 1]])
     ours = torch.tensor(
-        generate_tokens(model, prompt.tolist(), 20, temperature=0.0, vocab_limit=bpe[1].n_vocab)[0]
+        generate_tokens(
+            model, prompt.tolist(), SamplingParams(20, temperature=0.0), vocab_limit=bpe[1].n_vocab
+        )[0]
     )
     theirs = hf.generate(
         prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False
@@ -188,7 +190,7 @@ def test_hf_char_tokenizer_exports_weights_only(tmp_path, caplog):
     chars.save(data_dir / "chars.json")
     model = random_model(tiny_config(chars.n_vocab, tie=True))
     run = make_run(tmp_path, model, {"kind": "char", "file": "chars.json"}, data_dir)
-    with caplog.at_level(logging.WARNING, logger="parrot_lm.export.exporter"):
+    with caplog.at_level(logging.WARNING, logger="parrot_lm.export.hf"):
         out = export_checkpoint(run, out=tmp_path / "hf-char", fmt="hf")
     assert "char" in caplog.text and "tokenizer" in caplog.text
     assert not (out / "tokenizer.json").exists()

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from parrot_lm.generation.decoding import generate_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.model.rope import apply_rope, rope_cache
 
@@ -134,13 +135,13 @@ def test_sequence_longer_than_context_is_refused():
 def test_greedy_generate_is_deterministic_and_extends():
     model = GPT(small_cfg()).eval()
     idx = torch.randint(0, 97, (2, 5))
-    a = generate_tokens(model, idx.tolist(), 8, temperature=0)
-    b = generate_tokens(model, idx.tolist(), 8, temperature=0)
+    a = generate_tokens(model, idx.tolist(), SamplingParams(8, temperature=0))
+    b = generate_tokens(model, idx.tolist(), SamplingParams(8, temperature=0))
     assert [len(row) for row in a] == [8, 8] and a == b
 
 
 def test_generate_respects_vocab_limit():
     torch.manual_seed(0)
     model = GPT(small_cfg()).eval()
-    out = generate_tokens(model, [[0]] * 4, 30, temperature=2.0, vocab_limit=10)
+    out = generate_tokens(model, [[0]] * 4, SamplingParams(30, temperature=2.0), vocab_limit=10)
     assert max(max(row) for row in out) < 10

@@ -16,7 +16,11 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from parrot_lm.report import sweep as report
+from parrot_lm.report.build import build_report, write_report
+from parrot_lm.report.cli import main as report_main
+from parrot_lm.report.events import load_job
+from parrot_lm.report.jobs import Job
+from parrot_lm.report.tables import csv_row, format_duration
 from parrot_lm.training.callbacks.hparams import (
     BEST_VAL_LOSS,
     FINAL_VAL_LOSS,
@@ -118,7 +122,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_sweep_report_rows_sorted_by_best_val_loss(tmp_path, capsys):
     sweep = fake_sweep(tmp_path)
-    assert report.main([str(sweep)]) == 0
+    assert report_main([str(sweep)]) == 0
 
     rows = read_csv(sweep / "report.csv")
     assert [r["job"] for r in rows] == ["1", "0", "2", "3"]  # no val loss: last
@@ -152,7 +156,7 @@ def test_sweep_report_rows_sorted_by_best_val_loss(tmp_path, capsys):
 
 def test_plot_is_a_png_with_one_line_per_job_with_val_loss(tmp_path):
     sweep = fake_sweep(tmp_path)
-    rep = report.build_report([str(sweep)])
+    rep = build_report([str(sweep)])
     ax = rep.figure.axes[0]
     assert len(ax.lines) == 2  # jobs 2 and 3 have no val/loss
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
@@ -162,7 +166,7 @@ def test_plot_is_a_png_with_one_line_per_job_with_val_loss(tmp_path):
     assert "03-04-05" in ax.get_title()
     assert list(ax.lines[0].get_xdata()) == [0, 10, 20]
 
-    report.write_report(rep)
+    write_report(rep)
     png = (sweep / "val_loss.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 1000
     import matplotlib.image
@@ -170,7 +174,7 @@ def test_plot_is_a_png_with_one_line_per_job_with_val_loss(tmp_path):
     image = matplotlib.image.imread(sweep / "val_loss.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
-    by_tokens = report.build_report([str(sweep)], x="tokens", logy=True)
+    by_tokens = build_report([str(sweep)], x="tokens", logy=True)
     ax = by_tokens.figure.axes[0]
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "training tokens"
     best_line = ax.lines[0]  # job 1: tokens 2000 at step 19, so 0 at 0 and 20/19 * 2000 at 20
@@ -196,14 +200,14 @@ def test_resumed_run_later_events_for_a_step_win(tmp_path):
     # And a rewrite of the last step without any purge marker: the later one still wins.
     write_events(tb, {"val/loss": [(40, 1.5)]}, 3000.0, "0000003000.h.3.0")
 
-    loaded = report.load_job(report.Job(path=job, name="run"))
-    row = report.csv_row(loaded)
+    loaded = load_job(Job(path=job, name="run"))
+    row = csv_row(loaded)
     assert loaded.val.steps == [0, 10, 20, 30, 40]
     assert loaded.val.values == [5.0, 4.0, 3.0, 2.0, 1.5]
     assert float(row["best_val_loss"]) == 1.5 and row["best_step"] == "40"
     assert float(row["final_val_loss"]) == 1.5 and row["status"] == "done"
     # A single run: all of its overrides, and the run dir's own name as the job.
-    rep = report.build_report([str(job)])
+    rep = build_report([str(job)])
     assert rep.jobs[0].name == "run" and rep.jobs[0].label == "optim.lr=1e-3"
 
 
@@ -217,7 +221,7 @@ def test_several_sweeps_by_glob(tmp_path):
                 {"val/loss": [(0, 5.0), (10, 4.0 - num - 2 * (time == "11-00-00"))]},
             )
     out = tmp_path / "cmp"
-    assert report.main([str(tmp_path / "multiruns" / "*" / "*"), "--out", str(out)]) == 0
+    assert report_main([str(tmp_path / "multiruns" / "*" / "*"), "--out", str(out)]) == 0
     rows = read_csv(out / "report.csv")
     assert [r["job"] for r in rows] == ["11-00-00/1", "11-00-00/0", "10-00-00/1", "10-00-00/0"]
     # model= is overridden in one sweep only: the other sweep's jobs show nothing for it
@@ -234,7 +238,7 @@ def test_overrides_missing_from_a_job_come_from_its_run_config(tmp_path):
     make_job(
         sweep / "1", ["resume=/x/1", "trainer.max_steps=40"], {"val/loss": [(0, 2.0)]}, lr=3e-4
     )
-    rep = report.build_report([str(sweep)])
+    rep = build_report([str(sweep)])
     labels = {j.name: j.label for j in rep.jobs}
     assert labels == {
         "0": "optim.lr=0.001 trainer.max_steps=20",
@@ -243,10 +247,10 @@ def test_overrides_missing_from_a_job_come_from_its_run_config(tmp_path):
 
 
 def test_format_duration():
-    assert report.format_duration(192.4) == "3m12s"
-    assert report.format_duration(7) == "7s"
-    assert report.format_duration(3723) == "1h02m03s"
-    assert report.format_duration(None) == ""
+    assert format_duration(192.4) == "3m12s"
+    assert format_duration(7) == "7s"
+    assert format_duration(3723) == "1h02m03s"
+    assert format_duration(None) == ""
 
 
 def load_script_main():
@@ -395,7 +399,7 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
     assert math.isclose(best.value, min(val), rel_tol=1e-6)
 
     # The report reads the run the same way.
-    rep = report.build_report([str(tmp_path / "run")])
+    rep = build_report([str(tmp_path / "run")])
     assert rep.jobs[0].status == "done" and rep.jobs[0].steps == 6
     assert math.isclose(rep.jobs[0].final_val_loss, val[-1], rel_tol=1e-6)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from parrot_lm.core.errors import ConfigError
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.training.flops import flops_per_token, measure_peak_flops, non_embedding_params
 from parrot_lm.training.speed import apply_speed_settings
@@ -132,13 +133,13 @@ def test_a_padded_vocab_trains_and_sampling_never_produces_padded_ids(tmp_path, 
     assert loaded.model.cfg.vocab_size == 320  # 300 rounded up to a multiple of 64
     loaded.model.lm_head = _PreferPadding(loaded.model.lm_head, 300)
     for temperature in (0.0, 1.0):  # greedy and sampled: both would pick a padded id unmasked
-        texts = complete_texts(
-            loaded.model, loaded.tokenizer, ["Once upon", "The"], 12, temperature, seed=1
-        )
+        params = SamplingParams(max_new_tokens=12, temperature=temperature, seed=1)
+        texts = complete_texts(loaded.model, loaded.tokenizer, ["Once upon", "The"], params)
         assert all(isinstance(t, str) for t in texts)
     from parrot_lm.generation.decoding import generate_tokens
 
-    ids = generate_tokens(loaded.model, [[1, 2, 3]], 12, temperature=1.0, vocab_limit=300)
+    sampled = SamplingParams(max_new_tokens=12, temperature=1.0)
+    ids = generate_tokens(loaded.model, [[1, 2, 3]], sampled, vocab_limit=300)
     assert ids[0] and max(ids[0]) < 300
 
 

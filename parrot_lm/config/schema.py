@@ -6,33 +6,35 @@ catches wrong types (`trainer.max_steps=abc`) and keys added with `+`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import typing
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from parrot_lm.core.errors import ConfigError
+from parrot_lm.model.config import GPTConfig
 
 
-@dataclass
-class ModelSchema:
-    vocab_size: int | None = None
-    vocab_multiple: int = 1  # 64 pads the vocab for speed (GPTConfig)
-    context_length: int = 1024
-    d_model: int = 320
-    n_layers: int = 16
-    n_heads: int = 8
-    n_kv_heads: int | None = None
-    d_ff: int | None = None
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    dropout: float = 0.0
-    tie_embeddings: bool = True
-    init_std: float = 0.02
-    norm: str = "rmsnorm"  # rmsnorm | layernorm | none
-    norm_position: str = "pre"  # pre | post
-    pos_encoding: str = "rope"  # rope | learned | none
+def _model_schema() -> type:
+    """The `model:` section's schema, derived from GPTConfig so each field is declared once.
+
+    The one difference: `vocab_size` may be null in a config (training fills it in from the
+    prepared data's tokenizer), so the schema types it `int | None` with a null default.
+    """
+    hints = typing.get_type_hints(GPTConfig)
+    specs = []
+    for f in dataclasses.fields(GPTConfig):
+        if f.name == "vocab_size":
+            specs.append((f.name, int | None, field(default=None)))
+        else:
+            specs.append((f.name, hints[f.name], field(default=f.default)))
+    return make_dataclass("ModelSchema", specs)
+
+
+ModelSchema = _model_schema()
 
 
 @dataclass

@@ -12,6 +12,14 @@ class ConfigError(ParrotError):
     """A config value or command-line argument is wrong."""
 
 
+class SamplingError(ConfigError):
+    """A sampling setting out of range; `field` names it (the server reports it as `param`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class DataError(ParrotError):
     """A corpus, prepared data dir or tokenizer file is missing, malformed or inconsistent."""
 

@@ -1,1 +1,1 @@
-"""Decoding with the KV cache, sampling settings, text samples."""
+"""Decoding with the KV cache, sampling settings (`SamplingParams`), text samples."""

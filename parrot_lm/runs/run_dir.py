@@ -62,6 +62,11 @@ if not OmegaConf.has_resolver("parrot_run_dir"):  # conf/hydra/default.yaml's ru
     OmegaConf.register_new_resolver("parrot_run_dir", default_run_dir)
 
 
+def _child(*parts: str) -> property:
+    """A read-only property: the path `parts` inside the run dir."""
+    return property(lambda self: self.path.joinpath(*parts))
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A run directory (which need not exist yet) and the paths inside it."""
@@ -71,43 +76,18 @@ class RunDir:
     def __init__(self, path: str | os.PathLike) -> None:
         object.__setattr__(self, "path", Path(path).expanduser())
 
-    # -- layout -------------------------------------------------------------------------------
-    @property
-    def run_config(self) -> Path:
-        return self.path / RUN_CONFIG
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / LAST
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.path / TOKENIZER
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / TENSORBOARD
-
-    @property
-    def csv(self) -> Path:
-        return self.path / CSV
-
-    @property
-    def hydra(self) -> Path:
-        return self.path / HYDRA
-
-    @property
-    def overrides(self) -> Path:
-        """Hydra's record of the command-line overrides of this run (or sweep job)."""
-        return self.hydra / "overrides.yaml"
-
-    @property
-    def eval(self) -> Path:
-        return self.path / EVAL
+    # -- layout (each a path inside the run dir) -------------------------------------------------
+    run_config = _child(RUN_CONFIG)
+    checkpoints = _child(CHECKPOINTS)
+    last_checkpoint = _child(CHECKPOINTS, LAST)
+    tokenizer = _child(TOKENIZER)
+    tensorboard = _child(TENSORBOARD)
+    csv = _child(CSV)
+    hydra = _child(HYDRA)
+    overrides = _child(HYDRA, "overrides.yaml")  # the command-line overrides of this run
+    hydra_config = _child(HYDRA, "config.yaml")  # the config Hydra composed (latest command)
+    hydra_settings = _child(HYDRA, "hydra.yaml")  # Hydra's settings, config-group choices
+    eval = _child(EVAL)
 
     def eval_result(self, ckpt: Path, eval_set: str, stride: int) -> Path:
         """Where scripts/evaluate.py writes the result of `ckpt` on `eval_set` at `stride`."""

@@ -228,7 +228,7 @@ class CheckpointCatalog:
 
 
 def _tensorboard_val_loss(run: Path) -> dict[int, float]:
-    from parrot_lm.report.sweep import read_scalars
+    from parrot_lm.report.events import read_scalars
 
     try:
         scalars, _, _ = read_scalars(run)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.core.errors import ConfigError
+from parrot_lm.core.errors import ConfigError, SamplingError
+from parrot_lm.generation.params import SamplingParams
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+# The sampling defaults of conf/chat.yaml, for fields a request leaves out.
+DEFAULT_SAMPLING = SamplingParams(max_new_tokens=128, temperature=0.8, top_p=0.95)
 
 
 @dataclass(frozen=True)
 class Settings:
     """What the server may do: where checkpoints are, how much one request and all requests
-    together may cost, and the sampling defaults for fields a request leaves out."""
+    together may cost, and the sampling defaults for fields a request leaves out (`sampling`,
+    already range-checked as a SamplingParams; its max_new_tokens is the default max_tokens)."""
 
     outputs_dir: Path = Path("outputs")
     host: str = "127.0.0.1"
@@ -26,10 +31,7 @@ class Settings:
     max_prompt_chars: int = 16000
     max_concurrent: int = 2
     max_loaded_models: int = 2
-    temperature: float = 0.8
-    top_k: int | None = None
-    top_p: float | None = 0.95
-    max_tokens: int = 128
+    sampling: SamplingParams = DEFAULT_SAMPLING
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs_dir", Path(self.outputs_dir).expanduser())
@@ -40,31 +42,27 @@ class Settings:
             raise ConfigError(f"port must be an integer in 0..65535, got {self.port!r}.")
         if not self.host:
             raise ConfigError("host is empty; use host=127.0.0.1 (this machine only).")
-        if not 1 <= self.max_tokens <= self.max_new_tokens_limit:
+        if self.sampling.max_new_tokens > self.max_new_tokens_limit:
             raise ConfigError(
-                f"sampling.max_tokens={self.max_tokens} must be between 1 and "
+                f"sampling.max_tokens={self.sampling.max_new_tokens} must be between 1 and "
                 f"max_new_tokens_limit={self.max_new_tokens_limit}."
             )
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise ConfigError(f"sampling.temperature must be >= 0, got {self.temperature}.")
-        if self.top_k is not None and (
-            not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0
-        ):
-            raise ConfigError(f"sampling.top_k must be >= 0 or null, got {self.top_k}.")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ConfigError(f"sampling.top_p must be in (0, 1] or null, got {self.top_p}.")
 
     @classmethod
     def from_config(cls, cfg: Any) -> Settings:
         """From the composed conf/chat.yaml (a DictConfig or a plain dict)."""
         sampling = cfg["sampling"]
+        max_tokens = sampling["max_tokens"]
+        _at_least("sampling.max_tokens", max_tokens, 1)
         try:
-            temperature = float(sampling["temperature"])
-            top_p = None if sampling["top_p"] is None else float(sampling["top_p"])
-        except (TypeError, ValueError) as e:
-            raise ConfigError(
-                f"sampling.temperature and sampling.top_p must be numbers ({e})."
-            ) from None
+            defaults = SamplingParams(
+                max_new_tokens=max_tokens,
+                temperature=sampling["temperature"],
+                top_k=sampling["top_k"],
+                top_p=sampling["top_p"],
+            )
+        except SamplingError as e:  # "top_p must be ..." -> "sampling.top_p must be ..."
+            raise ConfigError(f"sampling.{e}") from None
         return cls(
             outputs_dir=Path(str(cfg["outputs_dir"])),
             host=str(cfg["host"]),
@@ -74,10 +72,7 @@ class Settings:
             max_prompt_chars=cfg["max_prompt_chars"],
             max_concurrent=cfg["max_concurrent"],
             max_loaded_models=cfg["max_loaded_models"],
-            temperature=temperature,
-            top_k=sampling["top_k"],
-            top_p=top_p,
-            max_tokens=sampling["max_tokens"],
+            sampling=defaults,
         )
 
 

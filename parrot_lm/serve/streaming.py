@@ -14,12 +14,11 @@ import codecs
 import secrets
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-
-import torch
+from dataclasses import replace
 
 from parrot_lm.data.tokenizer import Tokenizer
 from parrot_lm.generation.decoding import iter_tokens
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT
 
 
@@ -32,6 +31,7 @@ class Utf8StreamDecoder:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed_bytes(self, data: bytes) -> str:
+        """The characters these bytes complete."""
         return self._decoder.decode(data)
 
     def feed(self, token: int) -> str:
@@ -75,27 +75,16 @@ class StopFilter:
         return buf[: len(buf) - keep]
 
     def flush(self) -> str:
+        """At the end: the held-back text, unless a stop string was found."""
         held, self._held = self._held, ""
         return "" if self.stopped else held
-
-
-@dataclass
-class SamplingParams:
-    """One request's generation settings, already checked against the server's limits."""
-
-    max_tokens: int
-    temperature: float = 0.8
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None  # None: a fresh random seed
-    stop: list[str] = field(default_factory=list)
 
 
 class TextStream:
     """The continuation of one prompt as text pieces, for streaming or collecting.
 
     Iterate once. Afterwards `finish_reason` is "stop" (end-of-text or a stop string) or
-    "length" (max_tokens reached) and `completion_tokens` counts the tokens sampled.
+    "length" (params.max_new_tokens reached) and `completion_tokens` counts the tokens sampled.
     strip_leading_space drops whitespace before the first visible character (a chat reply
     after "Assistant:").
     """
@@ -124,6 +113,7 @@ class TextStream:
 
     @property
     def prompt_tokens(self) -> int:
+        """How many tokens the prompt is."""
         return len(self.prompt_ids)
 
     def __iter__(self) -> Iterator[str]:
@@ -134,18 +124,12 @@ class TextStream:
 
     def _pieces(self) -> Iterator[str]:
         start = time.perf_counter()
-        p = self.params
-        device = next(self.model.parameters()).device
-        generator = torch.Generator(device=device).manual_seed(self.seed)
+        p = replace(self.params, seed=self.seed)
         tokens = iter_tokens(
             self.model,
             self.prompt_ids,
-            p.max_tokens,
-            p.temperature,
-            p.top_k or None,
-            p.top_p,
+            p,
             eot_id=self.tokenizer.eot_token,
-            generator=generator,
             vocab_limit=self.tokenizer.n_vocab,
         )
         decoder = Utf8StreamDecoder(self.tokenizer)
@@ -171,7 +155,7 @@ class TextStream:
                 piece = piece.lstrip()
             if piece:
                 yield piece
-            stopped_early = stops.stopped or self.completion_tokens < p.max_tokens
+            stopped_early = stops.stopped or self.completion_tokens < p.max_new_tokens
             self.finish_reason = "stop" if stopped_early else "length"
         finally:
             tokens.close()

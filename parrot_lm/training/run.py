@@ -23,6 +23,7 @@ from parrot_lm.core.hardware import warn_if_slow_precision
 from parrot_lm.core.io import remove_stale_temporaries
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.data.tokenizer import save_tokenizer_dir
+from parrot_lm.generation.params import SamplingParams
 from parrot_lm.generation.text import sample_text
 from parrot_lm.model import GPTConfig
 from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest_good_checkpoint
@@ -84,7 +85,12 @@ def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfi
     if resuming:
         saved = run_dir.load_config()
         cfg = validate_config(merge_resume_config(saved, cfg, overrides))
-    else:
+    if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
+        raise ConfigError(
+            "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."
+        )
+    sample_params(cfg)  # a bad sample.* setting fails now, not after training
+    if not resuming:
         if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
             cfg.optim.schedule_steps = cfg.trainer.max_steps
         if rank_zero_only.rank == 0:  # DDP ranks share the run dir
@@ -143,20 +149,44 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     cfg, resuming = prepare_run_config(cfg, overrides)
     run_dir = RunDir(cfg.paths.output_dir)
     fit_to_launcher(cfg, stack)
-    if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
-        raise ConfigError(
-            "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."
-        )
     L.seed_everything(cfg.seed, workers=True)
     warn_if_slow_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
 
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
-    meta = datamodule.meta
     if rank_zero_only.rank == 0:  # next to the checkpoints: evaluate/generate/export need it
-        save_tokenizer_dir(meta["tokenizer"], datamodule.data_dir, run_dir.tokenizer)
-    model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
+        save_tokenizer_dir(datamodule.meta["tokenizer"], datamodule.data_dir, run_dir.tokenizer)
+    lit, model_cfg = build_module(cfg, datamodule.meta)
     ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg)
+    # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
+    purge_step = start_step if ckpt_path is not None and resuming else None
+    trainer, graceful = build_trainer(cfg, run_dir, purge_step)
+    log.info("Run dir: %s", run_dir.path.resolve())
+    if ckpt_path is None and not cfg.trainer.fast_dev_run:
+        trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0
+    trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
+    if graceful.exit_code is not None:
+        if not trainer.is_global_zero:  # rank 0 reports; a failing rank would get it killed
+            return None
+        log.warning(
+            "Stopped by signal; resume with: python train.py resume=%s", cfg.paths.output_dir
+        )
+        raise SystemExit(graceful.exit_code)
+    return finish(cfg, trainer, lit, datamodule)
+
+
+def sample_params(cfg: DictConfig) -> SamplingParams | None:
+    """The end-of-run sample's settings (`sample.*`), checked; None when it is switched off."""
+    sample = cfg.sample
+    if sample.max_new_tokens <= 0:
+        return None
+    return SamplingParams(sample.max_new_tokens, sample.temperature, sample.top_k, seed=cfg.seed)
+
+
+def build_module(cfg: DictConfig, meta: dict[str, Any]) -> tuple[LitLM, dict[str, Any]]:
+    """The LitLM of this run (vocab from the data's tokenizer, speed switches applied) and
+    its resolved model config."""
+    model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
     optim_cfg = OmegaConf.to_container(cfg.optim, resolve=True)
     lit = LitLM(
         model=model_cfg,
@@ -175,17 +205,24 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
         f"{model_cfg['vocab_size']:,}",
         model_cfg["context_length"],
     )
+    return lit, model_cfg
+
+
+def build_trainer(
+    cfg: DictConfig, run_dir: RunDir, purge_step: int | None
+) -> tuple[L.Trainer, GracefulStop]:
+    """The Lightning Trainer with the configured callbacks and loggers, plus ParrotLM's own
+    RNG-state and graceful-stop callbacks. purge_step: the step a resume continues from."""
     graceful = GracefulStop(str(run_dir.checkpoints))
     callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
-    # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
-    purge = {"purge_step": start_step} if ckpt_path is not None and resuming else {}
+    purge = {"purge_step": purge_step} if purge_step is not None else {}
     loggers = [
         instantiate(node, "a logger", **(purge if "TensorBoard" in node._target_ else {}))
         for node in (cfg.get("logger") or {}).values()
         if "_target_" in node
     ]
     plugins = [instantiate(cfg.checkpoint_io, "checkpoint_io")] if cfg.checkpoint_io else []
-    trainer: L.Trainer = instantiate(
+    trainer = instantiate(
         cfg.trainer,
         "the Lightning Trainer",
         callbacks=callbacks,
@@ -193,30 +230,18 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
         plugins=plugins,
         val_check_interval=cfg.val_every_n_steps * cfg.trainer.accumulate_grad_batches,
     )
-    log.info("Run dir: %s", run_dir.path.resolve())
-    if ckpt_path is None and not cfg.trainer.fast_dev_run:
-        trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0
-    trainer.fit(lit, datamodule=datamodule, ckpt_path=ckpt_path)
-    if graceful.exit_code is not None:
-        if not trainer.is_global_zero:  # rank 0 reports; a failing rank would get it killed
-            return None
-        log.warning(
-            "Stopped by signal; resume with: python train.py resume=%s", cfg.paths.output_dir
-        )
-        raise SystemExit(graceful.exit_code)
+    return trainer, graceful
 
+
+def finish(
+    cfg: DictConfig, trainer: L.Trainer, lit: LitLM, datamodule: TokenDataModule
+) -> float | None:
+    """Log the final val loss and print the end-of-run sample; returns the val loss."""
     val_loss = trainer.callback_metrics.get("val/loss")
     if val_loss is not None:
         log.info("Final val/loss %.4f (ppl %.2f)", float(val_loss), math.exp(float(val_loss)))
-    if trainer.is_global_zero and cfg.sample.max_new_tokens > 0:
-        text = sample_text(
-            lit.model,
-            datamodule.load_tokenizer(),
-            cfg.sample.prompt,
-            cfg.sample.max_new_tokens,
-            cfg.sample.temperature,
-            cfg.sample.top_k,
-            seed=cfg.seed,
-        )
+    params = sample_params(cfg)
+    if trainer.is_global_zero and params is not None:
+        text = sample_text(lit.model, datamodule.load_tokenizer(), cfg.sample.prompt, params)
         print(f"\n--- sample ---\n{text}\n--------------\n", flush=True)
     return float(val_loss) if val_loss is not None else None

@@ -1,0 +1,43 @@
+"""Train a ParrotLM model: `parrot-train model=deep_narrow trainer.precision=bf16-mixed`.
+
+The same command as `python train.py ...`: Hydra overrides, `-m` for a sweep, `--cfg job` to
+print the composed config, `--help` for the groups and options.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
+from parrot_lm.runs.resume import check_resume_argument
+from parrot_lm.training.run import run
+
+
+# An absolute config_path: a relative one ("../conf") makes Hydra, for a task function in an
+# imported module, look for a `parrot_lm.conf` Python package (pkg://), which conf/ is not.
+# Hydra names the job after this module ("cli"); conf/hydra/default.yaml sets
+# hydra.job.name=train, so the log stays <run dir>/train.log.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@exit_on_user_error
+def train_task(cfg: DictConfig) -> float | None:
+    """Hydra's task function: one training run; returns the final val loss for sweepers."""
+    return run(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `parrot-train` with `argv` (default: sys.argv[1:]); Hydra parses the arguments."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    exit_on_user_error(check_resume_argument)(args)
+    if argv is None:
+        train_task()
+        return
+    saved = sys.argv
+    # Hydra reads sys.argv; a DDP launcher re-runs it for each rank, so it must hold `args`.
+    sys.argv = [saved[0] if saved else "parrot-train", *args]
+    try:
+        train_task()
+    finally:
+        sys.argv = saved
