@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate chat export report test bench browser lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate chat export report test test-fast test-e2e bench browser lint format tensorboard clean distclean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 # Reinstalled only when pyproject.toml changes (or the venv is missing).
 $(STAMP): pyproject.toml
@@ -46,9 +46,19 @@ export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<ru
 report: $(STAMP) ## sweep table + val/loss plot: make report ARGS=outputs/multiruns/<date>/<time>
 	$(PY) scripts/report.py $(ARGS)
 
-# Test files run in parallel, one per core (a file's fixtures stay in one worker).
-test: $(STAMP) ## run the test suite
-	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
+# Tests come in layers (tests/unit, tests/integration, tests/e2e; markers of the same names).
+# Files run in parallel, one worker per core, a file's fixtures in one worker; tests/conftest.py
+# hands the longest files out first (--no-loadscope-reorder keeps that order), and expensive
+# artifacts (prepared corpora, trained runs, resume references) are made once for all workers.
+PYTEST_PARALLEL := -n auto --dist loadfile --no-loadscope-reorder
+test: $(STAMP) ## run the whole test suite: unit, integration and e2e (what CI runs)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(ARGS)
+
+test-fast: $(STAMP) ## run the unit tests only (in-process, well under a minute)
+	$(PY) -m pytest $(PYTEST_PARALLEL) tests/unit $(ARGS)
+
+test-e2e: $(STAMP) ## run the end-to-end tests only (subprocess CLIs, signals, DDP, sweeps, browser)
+	$(PY) -m pytest $(PYTEST_PARALLEL) tests/e2e $(ARGS)
 
 bench: $(STAMP) ## measure training (ParrotLM vs a bare loop, MFU), tokenization, prepare memory, generation, evaluation; writes outputs/bench/
 	$(PY) -m benchmarks $(ARGS)
@@ -59,13 +69,13 @@ browser: ## install Debian's chromium + chromedriver for the chat e2e test
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
 		echo "chromium and chromedriver are installed"; \
 	elif ! command -v apt-get >/dev/null; then \
-		echo "note: no apt-get here; install chromium + chromedriver yourself for tests/test_chat_browser.py"; \
+		echo "note: no apt-get here; install chromium + chromedriver yourself for tests/e2e/test_chat_browser.py"; \
 	else \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
 		else echo "note: not root and no sudo; cannot install chromium + chromedriver"; exit 0; fi; \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver >/dev/null \
-			|| echo "note: installing chromium + chromium-driver failed; tests/test_chat_browser.py will skip"; \
+			|| echo "note: installing chromium + chromium-driver failed; tests/e2e/test_chat_browser.py will skip"; \
 	fi
 
 lint: $(STAMP) ## ruff lint + format check

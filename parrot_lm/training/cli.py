@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 
 from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
 from parrot_lm.runs.resume import check_resume_argument
-from parrot_lm.training.run import run
 
 
 # An absolute config_path: a relative one ("../conf") makes Hydra, for a task function in an
@@ -24,6 +23,8 @@ from parrot_lm.training.run import run
 @exit_on_user_error
 def train_task(cfg: DictConfig) -> float | None:
     """Hydra's task function: one training run; returns the final val loss for sweepers."""
+    from parrot_lm.training.run import run  # Lightning loads here: --help and --cfg stay fast
+
     return run(cfg)
 
 

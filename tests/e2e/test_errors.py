@@ -1,0 +1,56 @@
+"""`python train.py` with bad input: one clear sentence on stderr, a non-zero exit, no traceback
+(the real process: Hydra's own refusals exit 1, ParrotLM's exit 2)."""
+
+import pytest
+
+from tests.helpers import TINY_DATA, TINY_MODEL, assert_user_error, train_cli
+
+FAST = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false", "trainer.max_steps=1"]
+
+
+def train(tmp_path, *overrides):
+    return train_cli(*FAST, *overrides, root_dir=tmp_path)
+
+
+def test_unknown_key(tmp_path):
+    proc = train(tmp_path, "optim.lrr=1e-3")  # refused by Hydra itself (exit 1)
+    assert_user_error(proc, "Could not override 'optim.lrr'", code=1)
+
+
+def test_unknown_key_added_with_plus(tmp_path):
+    proc = train(tmp_path, "+optim.lrr=1e-3")
+    assert_user_error(proc, "error: Invalid config at 'optim.lrr'")
+
+
+@pytest.mark.parametrize(
+    "override, key", [("trainer.max_steps=abc", "trainer.max_steps"), ("optim.lr=fast", "optim.lr")]
+)
+def test_wrong_typed_value(tmp_path, override, key):
+    assert_user_error(train(tmp_path, override), f"error: Invalid config at '{key}'")
+
+
+def test_data_dir_without_meta(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    proc = train(tmp_path, "data=prepared", f"data.data_dir={tmp_path / 'corpus'}")
+    assert_user_error(proc, "has no meta.json")
+
+
+def test_corpus_shorter_than_context(tmp_path):
+    proc = train(
+        tmp_path,
+        *TINY_MODEL,
+        *TINY_DATA,
+        "data.source.num_documents=3",
+        "model.context_length=1024",
+    )
+    assert_user_error(proc, "fewer than one window")
+
+
+def test_model_vocab_smaller_than_data(tmp_path):
+    proc = train(tmp_path, *TINY_MODEL, *TINY_DATA, "model.vocab_size=100")
+    assert_user_error(proc, "but the data contains token id")
+
+
+def test_bad_model_shape(tmp_path):
+    proc = train(tmp_path, *TINY_MODEL, *TINY_DATA, "model.n_heads=3")
+    assert_user_error(proc, "must divide model.d_model")

@@ -1,0 +1,93 @@
+"""Faults and bad input around the checkpoints of a finished run (a resume from a corrupt or
+changed run, another vocabulary): each ends in one sentence and a non-zero exit (or a warned
+fallback), and no file that existed before is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import FAULTS, assert_user_error, output, train_cli
+from tests.helpers.records import checkpoint_hashes
+
+# Scheduling only (tests/conftest.py hands the longest files out first):
+# a 10-step run and five resumes of it.
+SCHEDULE_SECONDS = 70
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A completed 10-step run (checkpoints at 5 and 10) that the tests below abuse; its data
+    is in `data` next to it."""
+    root = tmp_path_factory.mktemp("faults")
+    proc = train_cli(*FAULTS, "trainer.max_steps=10", run_dir=root / "done", data_dir=root / "data")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    return root
+
+
+def test_corrupt_last_falls_back_to_previous_good(finished_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run / "done", run)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint at all")
+    (run / "checkpoints" / "step0000010.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    proc = train_cli(*FAULTS, "trainer.max_steps=12", resume=run, data_dir=finished_run / "data")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert "unreadable or corrupt" in output(proc) and "Falling back" in output(proc)
+    assert "step0000005.ckpt (step 5)" in output(proc)
+
+
+def test_no_good_checkpoint_is_one_sentence(finished_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run / "done", run)
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+    before = checkpoint_hashes(run)
+    proc = train_cli(*FAULTS, resume=run, data_dir=finished_run / "data")
+    assert_user_error(proc, "No loadable checkpoint")
+    assert checkpoint_hashes(run) == before
+
+
+def test_resume_with_changed_model_shape_is_refused(finished_run):
+    run = finished_run / "done"
+    before = checkpoint_hashes(run)
+    proc = train_cli(
+        *FAULTS,
+        "model.d_model=64",
+        "trainer.max_steps=12",
+        resume=run,
+        data_dir=finished_run / "data",
+    )
+    assert_user_error(proc, "Cannot change model.d_model when resuming (the run has 32")
+    assert checkpoint_hashes(run) == before
+
+
+def test_resume_may_extend_max_steps_and_keeps_the_schedule(finished_run, tmp_path):
+    run = tmp_path / "longer"
+    shutil.copytree(finished_run / "done", run)
+    proc = train_cli(*FAULTS, "trainer.max_steps=14", resume=run, data_dir=finished_run / "data")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 14
+    assert ckpt["hyper_parameters"]["total_steps"] == 10  # the schedule the run started with
+    lr = ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(3e-3 * 0.1)  # stays at the floor past the schedule's end
+
+
+def test_checkpoint_of_another_vocab_is_refused(finished_run, tmp_path):
+    ckpt = finished_run / "done" / "checkpoints" / "last.ckpt"
+    before = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    proc = train_cli(
+        *FAULTS,
+        "data.tokenizer.vocab_size=400",
+        f"ckpt_path={ckpt}",
+        run_dir=tmp_path / "other",
+        data_dir=tmp_path / "data",
+    )
+    assert_user_error(
+        proc, "has model.vocab_size=300, but this run's config has model.vocab_size=400"
+    )
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before

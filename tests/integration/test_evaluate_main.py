@@ -1,0 +1,25 @@
+"""The evaluate command's bad input, through its main(argv) in this process (the entry point a
+subprocess runs; one real-process case: tests/e2e/test_evaluate_cli.py): one sentence on stderr,
+exit 2, no traceback."""
+
+import shutil
+
+import torch
+
+from parrot_lm.evaluation.cli import main
+from tests.helpers import assert_user_error, run_main
+
+
+def test_evaluate_bad_input(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    assert_user_error(run_main(main, [f"ckpt={tmp_path / 'x.ckpt'}"]), "does not exist")
+    alone = tmp_path / "alone.ckpt"
+    shutil.copy(run_dir / "checkpoints" / "last.ckpt", alone)
+    assert_user_error(run_main(main, [f"ckpt={alone}"]), "No tokenizer next to")
+    too_far = run_main(main, [f"ckpt={run_dir}", "stride=33"])
+    assert_user_error(too_far, "stride must be between 1 and the model's context (32)")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    assert_user_error(run_main(main, [f"ckpt={foreign}"]), "not a ParrotLM")
+    no_split = run_main(main, [f"ckpt={run_dir}", "eval_set.split=test"])
+    assert_user_error(no_split, "has no 'test' split")
