@@ -55,19 +55,21 @@ def read_max_steps(job_dir: Path) -> int | None:
     return None
 
 
-def read_ckpt_step(job_dir: Path) -> int | None:
-    """global_step of the run's last checkpoint (memory-mapped: the weights are not read)."""
+def read_ckpt_progress(job_dir: Path) -> tuple[int | None, int | None]:
+    """global_step and tokens_seen (None where absent) of the run's last checkpoint, read
+    memory-mapped (the weights are not read); (None, None) without a readable one."""
     path = RunDir(job_dir).last_checkpoint
     if not path.is_file():
-        return None
+        return None, None
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(ckpt["global_step"])
+        tokens = ckpt.get("tokens_seen")
+        return int(ckpt["global_step"]), int(tokens) if tokens is not None else None
     except Exception as e:  # truncated or foreign: the run is not done
         print(f"warning: cannot read {path} ({type(e).__name__}); ignoring it.", file=sys.stderr)
-        return None
+        return None, None
 
 
 def event_dirs(job_dir: Path) -> list[Path]:
@@ -130,5 +132,5 @@ def load_job(job: Job) -> Job:
     job.overrides = read_overrides(job.path)
     job.scalars, job.first_wall_time, job.last_wall_time = read_scalars(job.path)
     job.max_steps = read_max_steps(job.path)
-    job.ckpt_step = read_ckpt_step(job.path)
+    job.ckpt_step, job.ckpt_tokens = read_ckpt_progress(job.path)
     return job

@@ -31,6 +31,7 @@ class Job:
     last_wall_time: float | None = None
     max_steps: int | None = None
     ckpt_step: int | None = None
+    ckpt_tokens: int | None = None
     label: str = ""  # the overrides that tell this job apart from the others
 
     # -- derived values ----------------------------------------------------------------------
@@ -69,6 +70,10 @@ class Job:
 
     @property
     def tokens(self) -> int | None:
+        """Training tokens of the run: its last checkpoint's count (what the weights have
+        seen), else the last logged `train/tokens`."""
+        if self.ckpt_tokens is not None:
+            return self.ckpt_tokens
         last = self.scalars.get("train/tokens", Series()).last
         return int(last) if last is not None else None
 

@@ -28,7 +28,7 @@ from parrot_lm.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-VAL_LOSS_TAGS = ("val/loss", "val_loss")
+VAL_LOSS_TAGS = ("val/loss", "val_loss", "val/loss_partial")
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,27 @@
 MFU = achieved model FLOP/s / peak FLOP/s, where the model's FLOPs per trained token are
 6N (forward and backward through the weights, the embedding lookup excluded) plus the
 attention scores and mixing, 6 * n_layers * context * d_model (PaLM, appendix B, with the
-causal half not discounted). The peak is measured, not taken from a spec sheet: a dense
-matmul at the model's width, in the dtype training computes in.
+causal half not discounted).
+
+The peak MFU is measured against is stable and stated (`peak_flops`): on a GPU whose datasheet
+peak is known, the datasheet's dense figure for the training dtype; elsewhere the best of
+several dense matmul timings, measured once per device, dtype and thread count and cached
+(`$PARROT_CACHE_DIR` or `~/.cache/parrot_lm/peak_flops.json`), so a run started on a busy
+machine does not measure a low peak and report an MFU above 100%.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from parrot_lm.core.io import atomic_write_text
 from parrot_lm.model.config import GPTConfig
 
 
@@ -58,3 +69,69 @@ def measure_peak_flops(
         times.append(time.perf_counter() - start)
     times.sort()
     return n * 2.0 * size**3 / times[len(times) // 2]
+
+
+# Dense (no sparsity) tensor-core peaks from NVIDIA's datasheets, FLOP/s, for the SXM parts.
+DATASHEET_PEAKS = {
+    "H200": {torch.bfloat16: 989e12, torch.float16: 989e12, torch.float32: 494.5e12},
+    "H100": {torch.bfloat16: 989e12, torch.float16: 989e12, torch.float32: 494.5e12},
+    "A100": {torch.bfloat16: 312e12, torch.float16: 312e12, torch.float32: 156e12},
+    "V100": {torch.float16: 125e12, torch.float32: 15.7e12},
+}
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A device's peak FLOP/s for MFU, and where the figure comes from (shown with MFU)."""
+
+    flops: float
+    source: str  # e.g. "datasheet NVIDIA H200 bf16" or "measured fp32 matmul, cpu, 2 threads"
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("PARROT_CACHE_DIR") or Path.home() / ".cache" / "parrot_lm"
+    return Path(root) / "peak_flops.json"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_flops(device: torch.device | str, dtype: torch.dtype = torch.float32) -> Peak:
+    """The peak FLOP/s to measure MFU against on `device` in `dtype` (see the module doc).
+
+    Without a datasheet figure, each call measures once more and the cache keeps the best
+    figure ever seen for this device, dtype and thread count: a measurement on a busy machine
+    never lowers it.
+    """
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    dtype_name = str(dtype).removeprefix("torch.")
+    if device.type == "cuda":
+        for part, peaks in DATASHEET_PEAKS.items():
+            if part in name and dtype in peaks:
+                return Peak(peaks[dtype], f"datasheet {name} {dtype_name}")
+    threads = torch.get_num_threads()
+    key = f"{device.type}|{name}|{dtype_name}|{threads}"
+    cache = _cache_file()
+    try:
+        known = json.loads(cache.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    measured = measure_peak_flops(device, dtype, 4096 if device.type == "cuda" else 1024, 3)
+    cached = known.get(key)
+    best = max(measured, cached) if isinstance(cached, int | float) else measured
+    if best != cached:
+        try:
+            atomic_write_text(cache, json.dumps({**known, key: best}, indent=1) + "\n")
+        except Exception:  # an unwritable cache only means a lower figure may be kept
+            pass
+    where = f"{name}, {threads} threads" if device.type == "cpu" else name
+    return Peak(float(best), f"best measured {dtype_name} matmul, {where}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from parrot_lm.evaluation.perplexity import TokenNLL
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
-from parrot_lm.training.flops import flops_per_token, measure_peak_flops
+from parrot_lm.training.flops import flops_per_token, peak_flops
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,16 @@ class LitLM(L.LightningModule):
         self._peak_flops: float | None = None
         self._tokens_since_log = 0
         self._finite_batches = 0  # micro-batches with a finite loss since the last step
+        self._step_loss_sum: torch.Tensor | None = None  # their summed losses (detached)
+        self.last_validation: dict[str, Any] | None = None  # {"step", "metrics"}, checkpointed
 
     def on_fit_start(self) -> None:
-        """Measure this device's dense matmul peak in the dtype training computes in."""
+        """The peak MFU is measured against: this device's, in the dtype training computes in."""
         bf16 = str(self.trainer.precision).startswith("bf16")
-        size = 4096 if self.device.type == "cuda" else 512
         dtype = torch.bfloat16 if bf16 and self.device.type == "cuda" else torch.float32
-        self._peak_flops = measure_peak_flops(self.device, dtype, size)
+        peak = peak_flops(self.device, dtype)
+        self._peak_flops = peak.flops
+        log.info("train/mfu is against %.1f GFLOP/s per device (%s)", peak.flops / 1e9, peak.source)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -86,11 +89,11 @@ class LitLM(L.LightningModule):
         self._finite_batches += 1
         self.tokens_seen += x.numel() * self.trainer.world_size
         self._tokens_since_log += x.numel() * self.trainer.world_size
-        if not self._logs_this_step():
-            return loss
-        self.log("train/loss", loss, prog_bar=True, sync_dist=True)  # mean over DDP ranks
-        self.log("train/tokens", float(self.tokens_seen))
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        if self._logs_this_step():  # summed here, logged once per optimizer step
+            detached = loss.detach()
+            self._step_loss_sum = (
+                detached if self._step_loss_sum is None else self._step_loss_sum + detached
+            )
         return loss
 
     def _logs_this_step(self) -> bool:
@@ -107,12 +110,20 @@ class LitLM(L.LightningModule):
         if self._finite_batches == 0:  # every micro-batch was skipped: no update at all, on
             for p in self.parameters():  # every rank (zero gradients would still decay and
                 p.grad = None  # move the weights by momentum; AdamW skips grad-less ones)
-        self._finite_batches = 0
+        finite_batches, self._finite_batches = self._finite_batches, 0
         clip = self.optim_cfg.get("grad_clip")
         max_norm = float(clip) if clip else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
         if not self._logs_this_step():
             return
+        if self._step_loss_sum is not None:
+            # Every micro-batch holds the same number of tokens, so the mean of their mean
+            # losses is the mean token NLL of the optimizer step; sync_dist averages the ranks.
+            step_loss = self._step_loss_sum / max(finite_batches, 1)
+            self.log("train/loss", step_loss, prog_bar=True, sync_dist=True)
+            self._step_loss_sum = None
+        self.log("train/tokens", float(self.tokens_seen))
+        self.log("train/lr", optimizer.param_groups[0]["lr"])
         self.log("train/grad_norm", norm)
         # Once per optimizer step (training_step runs once per accumulated micro-batch).
         now = time.perf_counter()
@@ -145,22 +156,32 @@ class LitLM(L.LightningModule):
         x, y = batch  # y: IGNORE where a strided window re-reads context it scored before
         self.val_nll.update(self.model(x), y)
 
+    def val_metric_names(self) -> tuple[str, str]:
+        """("val/loss", "val/ppl") when validation scores the whole val split;
+        ("val/loss_partial", "val/ppl_partial") when trainer.limit_val_batches cuts it short, so
+        a partial figure is never mistaken for the split's."""
+        return val_metric_names(self.trainer)
+
     def on_validation_epoch_end(self) -> None:
         mean_nll = self.val_nll.compute()
+        loss_name, ppl_name = self.val_metric_names()
         # compute() already summed over ranks: every rank holds the same value.
-        self.log("val/loss", mean_nll, prog_bar=True, rank_zero_only=True, logger=False)
-        self.log("val/ppl", torch.exp(mean_nll), rank_zero_only=True, logger=False)
+        self.log(loss_name, mean_nll, prog_bar=True, rank_zero_only=True, logger=False)
+        self.log(ppl_name, torch.exp(mean_nll), rank_zero_only=True, logger=False)
         if not self.trainer.sanity_checking and self.trainer.is_global_zero:
             # At the optimizer step the weights are from (Lightning's own logging would put a
             # validation inside fit one step earlier on the x-axis than one before it).
-            metrics = {"val/loss": float(mean_nll), "val/ppl": math.exp(float(mean_nll))}
+            metrics = {loss_name: float(mean_nll), ppl_name: math.exp(float(mean_nll))}
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.global_step)
+            self.last_validation = {"step": self.global_step, "metrics": metrics}
         if not self.trainer.sanity_checking:
             log.info(
-                "step %d: val/loss %.4f, val/ppl %.2f, %s tokens seen",
+                "step %d: %s %.4f, %s %.2f, %s tokens seen",
                 self.global_step,
+                loss_name,
                 float(mean_nll),
+                ppl_name,
                 math.exp(float(mean_nll)),
                 f"{self.tokens_seen:,}",
             )
@@ -176,6 +197,50 @@ class LitLM(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokens_seen"] = self.tokens_seen
+        if self.last_validation is not None:
+            checkpoint["last_validation"] = self.last_validation
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
+        self.last_validation = checkpoint.get("last_validation")
+
+    def on_train_start(self) -> None:
+        """On a resume, put the loggers' step axis and history where the checkpoint left them.
+
+        Lightning saves a checkpoint inside a step, before it counts that step on its logging
+        axis (`_batches_that_stepped`), so a resumed run would log every training metric one
+        step early; the axis is the optimizer step, as validation's is. And the loggers drop
+        what the killed run logged from the checkpoint's step on (purge_step), including the
+        validation at that very step, which the resumed run does not repeat: it is logged again
+        from the checkpoint.
+        """
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
+        last = self.last_validation
+        if self.global_step > 0 and last and last["step"] == self.global_step:
+            if self.trainer.is_global_zero:
+                for logger in self.loggers:
+                    logger.log_metrics(dict(last["metrics"]), step=self.global_step)
+
+
+def val_metric_names(trainer: L.Trainer) -> tuple[str, str]:
+    """The names validation logs under: `val/loss`, `val/ppl` over the whole val split, or
+    `val/loss_partial`, `val/ppl_partial` when `limit_val_batches` scores only part of it."""
+    loaders = trainer.val_dataloaders
+    loaders = list(loaders) if isinstance(loaders, list | tuple) else [loaders]
+    full = True
+    for limited, loader in zip(trainer.num_val_batches, loaders, strict=False):
+        try:
+            full = full and limited >= len(loader)
+        except TypeError:  # a loader without a length: the limit is all we know
+            full = full and limited == float("inf")
+    return ("val/loss", "val/ppl") if full else ("val/loss_partial", "val/ppl_partial")
+
+
+def latest_val_loss(trainer: L.Trainer) -> float | None:
+    """The last validation's mean token NLL (nats): `val/loss`, or `val/loss_partial` when
+    validation was limited; None before any validation."""
+    for name in ("val/loss", "val/loss_partial"):
+        value = trainer.callback_metrics.get(name)
+        if value is not None:
+            return float(value)
+    return None

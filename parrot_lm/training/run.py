@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import warnings
@@ -31,7 +32,7 @@ from parrot_lm.runs.resume import merge_resume_config
 from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
 from parrot_lm.training.launch import fit_to_launcher, in_multirun
-from parrot_lm.training.lit_module import LitLM
+from parrot_lm.training.lit_module import LitLM, latest_val_loss, val_metric_names
 from parrot_lm.training.speed import apply_speed_settings
 
 log = logging.getLogger(__name__)
@@ -215,9 +216,8 @@ def build_trainer(
     RNG-state and graceful-stop callbacks. purge_step: the step a resume continues from."""
     graceful = GracefulStop(str(run_dir.checkpoints))
     callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
-    purge = {"purge_step": purge_step} if purge_step is not None else {}
     loggers = [
-        instantiate(node, "a logger", **(purge if "TensorBoard" in node._target_ else {}))
+        instantiate(node, "a logger", **resume_kwargs(node, purge_step))
         for node in (cfg.get("logger") or {}).values()
         if "_target_" in node
     ]
@@ -233,15 +233,35 @@ def build_trainer(
     return trainer, graceful
 
 
+def resume_kwargs(node: DictConfig, purge_step: int | None) -> dict[str, Any]:
+    """`purge_step` for a logger that takes one (TensorBoard's, ParrotLM's CSVLogger), so a
+    resumed run keeps its history before the checkpoint and drops what the killed run logged
+    after it; nothing for a new run or a logger without it."""
+    if purge_step is None:
+        return {}
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    try:
+        cls = hydra.utils.get_class(node._target_)
+    except Exception:  # not a class: instantiate reports it with a sentence
+        return {}
+    # TensorBoardLogger hands purge_step to its SummaryWriter through **kwargs.
+    takes_it = (
+        issubclass(cls, TensorBoardLogger) or "purge_step" in inspect.signature(cls).parameters
+    )
+    return {"purge_step": purge_step} if takes_it else {}
+
+
 def finish(
     cfg: DictConfig, trainer: L.Trainer, lit: LitLM, datamodule: TokenDataModule
 ) -> float | None:
     """Log the final val loss and print the end-of-run sample; returns the val loss."""
-    val_loss = trainer.callback_metrics.get("val/loss")
+    val_loss = latest_val_loss(trainer)
     if val_loss is not None:
-        log.info("Final val/loss %.4f (ppl %.2f)", float(val_loss), math.exp(float(val_loss)))
+        name = val_metric_names(trainer)[0]
+        log.info("Final %s %.4f (ppl %.2f)", name, val_loss, math.exp(val_loss))
     params = sample_params(cfg)
     if trainer.is_global_zero and params is not None:
         text = sample_text(lit.model, datamodule.load_tokenizer(), cfg.sample.prompt, params)
         print(f"\n--- sample ---\n{text}\n--------------\n", flush=True)
-    return float(val_loss) if val_loss is not None else None
+    return val_loss

@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 
 from parrot_lm.training.checkpointing import AtomicCheckpointIO
+from parrot_lm.training.lit_module import latest_val_loss
 
 
 class LossRecorder(L.Callback):
@@ -47,7 +48,7 @@ class BatchRecorder(L.Callback):
         self._write(trainer, f"train {trainer.global_step} {loss.hex()} {rows}")
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        loss = trainer.callback_metrics.get("val/loss")
+        loss = latest_val_loss(trainer)  # val/loss, or val/loss_partial when limited
         if loss is not None and not trainer.sanity_checking:
             self._write(trainer, f"val {trainer.global_step} {float(loss).hex()}")
 

@@ -41,7 +41,6 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
             "logger=tensorboard",
             "trainer.max_steps=4",
             "val_every_n_steps=2",
-            "trainer.limit_val_batches=1",
             "trainer.log_every_n_steps=2",
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",

@@ -17,7 +17,6 @@ def test_tiny_fit_loss_falls_and_artifacts_exist(tmp_path):
         + [
             "trainer.max_steps=60",
             "val_every_n_steps=30",
-            "trainer.limit_val_batches=4",
             "trainer.log_every_n_steps=5",
             "trainer.enable_progress_bar=false",
             "optim.warmup_steps=5",

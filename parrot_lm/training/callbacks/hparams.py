@@ -18,6 +18,8 @@ from typing import Any
 
 import lightning as L
 
+from parrot_lm.training.lit_module import latest_val_loss
+
 log = logging.getLogger(__name__)
 
 FINAL_VAL_LOSS = "hp/final_val_loss"
@@ -194,7 +196,7 @@ class HParamsSummary(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get("val/loss")
+        value = latest_val_loss(trainer)
         if value is None:
             return
         value = float(value)
@@ -205,7 +207,7 @@ class HParamsSummary(L.Callback):
         logger = _tensorboard_logger(trainer)
         if logger is None or not trainer.is_global_zero or trainer.fast_dev_run:
             return
-        final = trainer.callback_metrics.get("val/loss")
+        final = latest_val_loss(trainer)
         metrics = {}
         if final is not None:
             metrics[FINAL_VAL_LOSS] = float(final)

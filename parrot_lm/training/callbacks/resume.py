@@ -136,8 +136,8 @@ class GracefulStop(L.Callback):
             if stop and self.received is None:
                 self.received = signal.SIGTERM  # another rank was told to stop
         if self.received is None:
-            if 0 < trainer.max_steps <= trainer.global_step and not self._validates_now(trainer):
-                self._save(trainer)  # the final step (else after its validation, below)
+            if 0 < trainer.max_steps <= trainer.global_step:
+                self._end_with_validation(trainer)
             return
         self._save(trainer)
         log.warning("Saved %s at step %d; stopping.", self.saved_path, trainer.global_step)
@@ -151,6 +151,18 @@ class GracefulStop(L.Callback):
             if callable(previous):  # submitit: requeue this job into the same job dir
                 self._restore_handlers()
                 previous(signal.SIGUSR2, None)
+
+    def _end_with_validation(self, trainer: L.Trainer) -> None:
+        """At the final step: every run ends with a validation at its last step (the figure a
+        sweep optimises), and last.ckpt is saved after it (on_validation_end) so its results
+        are in the checkpoint. Lightning validates at a batch where `should_stop` is set, so
+        the final step gets one even when it is not a multiple of val_every_n_steps."""
+        if self._validates_now(trainer):
+            return
+        if trainer.enable_validation and trainer.fit_loop._can_stop_early:
+            trainer.should_stop = True
+            return
+        self._save(trainer)  # no validation in this run: save now
 
     @staticmethod
     def _validates_now(trainer: L.Trainer) -> bool:
