@@ -104,3 +104,20 @@ def tiny_run(tmp_path_factory) -> tuple[Path, str]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "run", proc.stdout + proc.stderr
+
+
+def tree_sha256(root: Path) -> dict[str, str]:
+    """Every file under `root` (relative path -> sha256) and every dir (-> "dir"): compare
+    before and after a refused command to show it wrote, changed and removed nothing."""
+    import hashlib
+
+    tree = {}
+    if not root.exists():
+        return tree
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_dir() and not path.is_symlink():
+            tree[rel] = "dir"
+        elif path.is_file():
+            tree[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree
