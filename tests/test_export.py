@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from parrot_lm.core.errors import StorageError
+from parrot_lm.core.errors import ExportError, StorageError
 from parrot_lm.data.tokenizer import (
     RANKS_FILE,
     SPEC_FILE,
@@ -20,7 +20,7 @@ from parrot_lm.data.tokenizer import (
     save_tokenizer_dir,
     train_bpe,
 )
-from parrot_lm.export.exporter import export_checkpoint
+from parrot_lm.export.exporter import EXPORT_MARKER, export_checkpoint
 from parrot_lm.export.hf import hf_config, hf_state_dict
 from parrot_lm.export.safetensors import (
     EXPORT_TOKENIZER_DIR,
@@ -30,7 +30,7 @@ from parrot_lm.export.safetensors import (
 from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
-from tests.conftest import ROOT, assert_user_error, run_cli
+from tests.conftest import ROOT, assert_user_error, run_cli, tree_sha256
 
 transformers = pytest.importorskip("transformers")
 
@@ -261,14 +261,35 @@ def test_failed_export_leaves_nothing(tmp_path, bpe, monkeypatch):
     assert not (run / "export").exists() or not any((run / "export").iterdir())
 
 
-def test_force_replaces_existing_output(tmp_path, bpe):
+def test_force_replaces_an_earlier_export(tmp_path, bpe):
     run, _ = make_bpe_run(tmp_path, bpe)
     out = tmp_path / "out"
-    out.mkdir()
+    export_checkpoint(run, out=out, fmt="hf")
+    marker = json.loads((out / EXPORT_MARKER).read_text())
+    assert marker["format"] == "hf" and marker["step"] == 7
     (out / "stale.txt").write_text("old")
     export_checkpoint(run, out=out, fmt="safetensors", force=True)
     assert not (out / "stale.txt").exists() and (out / WEIGHTS_FILE).is_file()
+    assert json.loads((out / EXPORT_MARKER).read_text())["format"] == "safetensors"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out", "run"]
+
+
+def test_force_never_replaces_a_dir_that_is_not_an_earlier_export(tmp_path, bpe):
+    run, _ = make_bpe_run(tmp_path, bpe)
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("mine")
+    with pytest.raises(ExportError, match="is not empty and is not an earlier export"):
+        export_checkpoint(run, out=out, fmt="safetensors", force=True)
+    assert [p.name for p in out.iterdir()] == ["todo.txt"]
+    # An earlier export that somebody moved a run into is not replaced either.
+    export = tmp_path / "export"
+    export_checkpoint(run, out=export, fmt="safetensors")
+    (export / "sub" / "checkpoints").mkdir(parents=True)
+    (export / "sub" / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    with pytest.raises(ExportError, match="holds a run or checkpoint"):
+        export_checkpoint(run, out=export, fmt="safetensors", force=True)
+    assert (export / "sub" / "checkpoints" / "last.ckpt").read_bytes() == b"weights"
 
 
 # ---- CLI ----------------------------------------------------------------------------------
@@ -284,6 +305,48 @@ def test_cli_export_and_errors(tmp_path, bpe):
 
     proc = run_cli([EXPORT_SCRIPT, f"ckpt={run}", "format=safetensors"], cwd=tmp_path)
     assert_user_error(proc, "already exists and is not empty; pass force=true")
+
+
+def fill_run(run: Path) -> None:
+    """What a trained run holds besides its checkpoint: config, Hydra record, logs, events."""
+    (run / "run_config.yaml").write_text("seed: 1\n")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("[]\n")
+    (run / "train.log").write_text("step 7\n")
+    (run / "tensorboard").mkdir()
+    (run / "tensorboard" / "events.out.tfevents.1").write_bytes(b"\x00events")
+    (run / "checkpoints" / "step0000007.ckpt").write_bytes(b"step 7")
+
+
+@pytest.mark.parametrize(
+    "where, fragment",
+    [
+        ("run", "holds the checkpoint being exported"),  # issue 16: out=<run> force=true
+        ("run/checkpoints", "holds the checkpoint being exported"),
+        (".", "holds the checkpoint being exported"),
+        ("other", "is a run dir"),
+        ("parent_of_other", "is not empty and is not an earlier export"),
+        ("run/tokenizer", "is not empty and is not an earlier export"),
+    ],
+)
+def test_cli_force_never_deletes_a_run(tmp_path, bpe, where, fragment):
+    """`force=true` may replace an earlier export only: a run dir, the checkpoint's own dir,
+    a dir holding a run, or any other non-empty dir is refused with a sentence, and every file
+    is byte for byte as it was."""
+    run, _ = make_bpe_run(tmp_path, bpe)
+    fill_run(run)
+    other = tmp_path / "parent_of_other" / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    fill_run(other)
+    paths = {"other": other, "parent_of_other": other.parent, ".": tmp_path}
+    out = paths.get(where, tmp_path / where)
+    before = tree_sha256(tmp_path)
+    proc = run_cli(
+        [EXPORT_SCRIPT, f"ckpt={run}", f"out={out}", "format=safetensors", "force=true"],
+        cwd=tmp_path,
+    )
+    assert_user_error(proc, fragment)
+    assert tree_sha256(tmp_path) == before
 
 
 def test_cli_missing_ckpt_argument(tmp_path):
