@@ -94,6 +94,11 @@ BAD_TRAIN_VALUES = [
         ["data=c4", "data.tokenizer.max_chars=0"],
         "data.tokenizer.max_chars must be an integer >= 1, got 0.",
     ),
+    (
+        ["data.source.num_documents=-5"],
+        "data.source.num_documents must be an integer >= 2, got -5.",
+    ),
+    (["+data.source.limit=0"], "data.source.limit must be an integer >= 1, got 0."),
     (["model.context_length=0"], "model.context_length must be a positive integer, got 0."),
     (["model.n_heads=0"], "model.n_heads must be a positive integer, got 0."),
     (["model.dropout=1.0"], "model.dropout must be in [0, 1), got 1.0."),

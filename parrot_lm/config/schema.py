@@ -31,7 +31,7 @@ from parrot_lm.core.checks import (
     show,
 )
 from parrot_lm.core.errors import ConfigError
-from parrot_lm.data.prepare import VAL_FRACTION, check_tokenizer_spec
+from parrot_lm.data.prepare import VAL_FRACTION, check_source_spec, check_tokenizer_spec
 from parrot_lm.model.config import GPTConfig
 from parrot_lm.optim import OPTIMIZERS
 
@@ -91,8 +91,8 @@ class OptimSchema:
 class DataSchema:
     name: str | None = None
     data_dir: str = "???"
-    source: dict[str, Any] | None = None
-    tokenizer: dict[str, Any] | None = None  # see check_tokenizer
+    source: dict[str, Any] | None = None  # see check_data_specs
+    tokenizer: dict[str, Any] | None = None  # see check_data_specs
     filters: dict[str, Any] | None = None
     val_source: dict[str, Any] | None = None
     val_fraction: float = checked(0.05, VAL_FRACTION)
@@ -232,10 +232,13 @@ def check_val_stride(cfg: DictConfig) -> None:
         )
 
 
-def check_tokenizer(cfg: DictConfig) -> None:
-    """A corpus built from `data.source` needs a tokenizer preparation can build (the data
-    stage's own check, which prepare runs too)."""
+def check_data_specs(cfg: DictConfig) -> None:
+    """A corpus built from `data.source` needs counts in range and a tokenizer preparation can
+    build (the data stage's own checks, which prepare runs too)."""
     if cfg.data.source is not None:
+        check_source_spec(plain(cfg.data.source))
+        if cfg.data.val_source is not None:
+            check_source_spec(plain(cfg.data.val_source), "data.val_source")
         check_tokenizer_spec(plain(cfg.data.tokenizer))
 
 
@@ -281,7 +284,7 @@ CROSS_CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     check_max_steps,
     check_limit_val_batches,
     check_val_stride,
-    check_tokenizer,
+    check_data_specs,
     check_plugin_groups,
 )
 

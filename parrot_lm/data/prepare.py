@@ -43,6 +43,16 @@ VAL_FRACTION = number(ge=0, lt=1)  # data.val_fraction (the schema declares it w
 BPE_VOCAB = integer(ge=tok.MIN_BPE_VOCAB)
 
 
+def check_source_spec(source: dict[str, Any], key: str = "data.source") -> None:
+    """The counts of a source spec are in range (`limit`, the stories' `num_documents`): one
+    ConfigError sentence naming the key otherwise; run before any data is read."""
+    if not isinstance(source, dict):
+        raise ConfigError(f"{key} must be a mapping with a kind, got {show(source)}.")
+    check_value(f"{key}.limit", source.get("limit"), integer(ge=1))
+    if source.get("kind") == "stories":  # one for train and one for val, at least
+        check_value(f"{key}.num_documents", source.get("num_documents"), integer(ge=2))
+
+
 def check_tokenizer_spec(tokenizer: dict[str, Any] | None) -> None:
     """`data.tokenizer` names a tokenizer preparation can build: a known kind, sized to fit.
     One ConfigError sentence naming the key otherwise; run before any data is read."""
@@ -159,7 +169,10 @@ def prepare_corpus(
     workers: tokenizer processes (None: one for small corpora, up to 8 for large ones).
     """
     data_dir = Path(data_dir)
-    check_tokenizer_spec(tokenizer)  # fail before reading any data
+    check_source_spec(source)  # fail before reading any data
+    if val_source is not None:
+        check_source_spec(val_source, "data.val_source")
+    check_tokenizer_spec(tokenizer)
     check_value("data.val_fraction", val_fraction, VAL_FRACTION)
     digest = config_hash(source, tokenizer, val_fraction, filters, val_source)
     if (data_dir / META_FILE).is_file() and not force:
