@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.core.errors import DataError
+from parrot_lm.core.checks import check_value, integer, number, show
+from parrot_lm.core.errors import ConfigError, DataError
 from parrot_lm.core.io import remove_stale_temporaries, temp_path
 from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.filters import (
@@ -38,6 +39,44 @@ from parrot_lm.data.writer import (
 log = logging.getLogger(__name__)
 
 TOKENIZER_KINDS = ("bpe", "char", "gpt2", "byte")
+VAL_FRACTION = number(ge=0, lt=1)  # data.val_fraction (the schema declares it with this)
+BPE_VOCAB = integer(ge=tok.MIN_BPE_VOCAB)
+
+
+def check_source_spec(source: dict[str, Any], key: str = "data.source") -> None:
+    """The counts of a source spec are in range (`limit`, the stories' `num_documents`): one
+    ConfigError sentence naming the key otherwise; run before any data is read."""
+    if not isinstance(source, dict):
+        raise ConfigError(f"{key} must be a mapping with a kind, got {show(source)}.")
+    check_value(f"{key}.limit", source.get("limit"), integer(ge=1))
+    if source.get("kind") == "stories":  # one for train and one for val, at least
+        check_value(f"{key}.num_documents", source.get("num_documents"), integer(ge=2))
+
+
+def check_tokenizer_spec(tokenizer: dict[str, Any] | None) -> None:
+    """`data.tokenizer` names a tokenizer preparation can build: a known kind, sized to fit.
+    One ConfigError sentence naming the key otherwise; run before any data is read."""
+    if tokenizer is None:
+        raise ConfigError(
+            "data.tokenizer must be set when data.source is set (e.g. data.tokenizer.kind=bpe)."
+        )
+    if not isinstance(tokenizer, dict):
+        raise ConfigError(f"data.tokenizer must be a mapping with a kind, got {show(tokenizer)}.")
+    kind = tokenizer.get("kind")
+    if kind not in TOKENIZER_KINDS:
+        raise ConfigError(
+            f"Unknown tokenizer kind {kind!r} (data.tokenizer.kind); expected one of "
+            f"{', '.join(TOKENIZER_KINDS)}."
+        )
+    check_value("data.tokenizer.train_max_bytes", tokenizer.get("train_max_bytes"), integer(ge=1))
+    if kind == "char":
+        check_value("data.tokenizer.max_chars", tokenizer.get("max_chars"), integer(ge=1))
+    vocab = tokenizer.get("vocab_size")
+    if kind == "bpe" and not BPE_VOCAB.allows(vocab):
+        raise ConfigError(
+            f"data.tokenizer.vocab_size must be {BPE_VOCAB.describe()} (a byte-level BPE holds "
+            f"the 256 single bytes and end-of-text), got {show(vocab)}."
+        )
 
 
 def config_hash(
@@ -130,11 +169,11 @@ def prepare_corpus(
     workers: tokenizer processes (None: one for small corpora, up to 8 for large ones).
     """
     data_dir = Path(data_dir)
-    if tokenizer.get("kind") not in TOKENIZER_KINDS:  # fail before reading any data
-        raise DataError(
-            f"Unknown tokenizer kind {tokenizer.get('kind')!r}; expected one of "
-            f"{', '.join(TOKENIZER_KINDS)}."
-        )
+    check_source_spec(source)  # fail before reading any data
+    if val_source is not None:
+        check_source_spec(val_source, "data.val_source")
+    check_tokenizer_spec(tokenizer)
+    check_value("data.val_fraction", val_fraction, VAL_FRACTION)
     digest = config_hash(source, tokenizer, val_fraction, filters, val_source)
     if (data_dir / META_FILE).is_file() and not force:
         try:

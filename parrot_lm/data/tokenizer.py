@@ -22,6 +22,8 @@ from parrot_lm.core.errors import DataError
 from parrot_lm.core.io import atomic_dir, atomic_write_text
 
 EOT = "<|endoftext|>"
+# A byte-level BPE holds the 256 single bytes and the end-of-text token at least.
+MIN_BPE_VOCAB = 257
 # GPT-2's pre-tokenisation regex; the HF ByteLevel pre-tokenizer uses the same one.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 RANKS_FILE = "tokenizer.tiktoken"
@@ -55,8 +57,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> dict[bytes, int]:
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 257:
-        raise ValueError(f"A byte-level BPE needs vocab_size >= 257, got {vocab_size}.")
+    if vocab_size < MIN_BPE_VOCAB:
+        raise ValueError(f"A byte-level BPE needs vocab_size >= {MIN_BPE_VOCAB}, got {vocab_size}.")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
 
+    from parrot_lm.config.schema import validate_evaluate_config
     from parrot_lm.core.errors import ConfigError
     from parrot_lm.core.hardware import pick_device
     from parrot_lm.core.io import atomic_write_text
@@ -35,9 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     from parrot_lm.runs.loading import load_model
     from parrot_lm.runs.run_dir import RunDir
 
+    cfg = validate_evaluate_config(cfg)  # stride, batch_size, max_tokens: in range
     eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}.")
     loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
     context = loaded.model.cfg.context_length
     stride = cfg.stride if cfg.stride is not None else max(1, context // 2)

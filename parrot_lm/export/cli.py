@@ -1,7 +1,8 @@
 """Export a checkpoint: `parrot-export ckpt=<run dir or .ckpt> [format=hf|safetensors]`.
 
 Options (Hydra overrides of conf/export.yaml): out=<dir> (default <run dir>/export/<format>),
-force=true (replace a non-empty out), dtype=float32|bfloat16|float16, tokenizer_dir=<dir>.
+force=true (replace an earlier export, and nothing else), dtype=float32|bfloat16|float16,
+tokenizer_dir=<dir>.
 Prints the output directory on success.
 """
 

@@ -13,7 +13,9 @@ from parrot_lm.optim.muon import MuonWithAdamW, muon_params
 from parrot_lm.optim.param_groups import decay_groups, split_decay
 from parrot_lm.optim.schedules import warmup_cosine
 
-__all__ = ["build_optimizer", "build_scheduler", "decay_groups", "warmup_cosine"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "build_scheduler", "decay_groups", "warmup_cosine"]
+
+OPTIMIZERS = ("adamw", "muon")  # optim.name
 
 
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.core.errors import CheckpointError, ConfigError
-from parrot_lm.core.io import atomic_write_text
+from parrot_lm.core.io import atomic_write_text, storage_error
 
 RUN_CONFIG = "run_config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -47,7 +48,8 @@ def step_of(path: Path) -> int | None:
 
 def default_run_dir(resume: str | None, log_dir: str, timestamp: str) -> str:
     """Hydra's run dir: the resumed run's own dir, a stable per-job dir under SLURM (so a
-    requeued job finds its checkpoints), or a new timestamped dir."""
+    requeued job finds its checkpoints), or a new dir named after the start time that this
+    process creates itself (`claim_dir`), so runs started in the same second never share one."""
     if resume:
         return str(resume)
     job_id = os.environ.get("SLURM_JOB_ID")
@@ -55,11 +57,78 @@ def default_run_dir(resume: str | None, log_dir: str, timestamp: str) -> str:
     if job_id and not interactive:
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         return f"{log_dir}/runs/slurm-{job_id}" + (f"_{task}" if task else "")
-    return f"{log_dir}/runs/{timestamp}"
+    return claim_dir(f"{log_dir}/runs/{timestamp}")
 
 
-if not OmegaConf.has_resolver("parrot_run_dir"):  # conf/hydra/default.yaml's run dir
-    OmegaConf.register_new_resolver("parrot_run_dir", default_run_dir)
+def default_sweep_dir(log_dir: str, timestamp: str) -> str:
+    """Hydra's multirun dir: a new dir named after the start time, claimed like a run dir, so
+    two sweeps started in the same second keep their jobs apart."""
+    return claim_dir(f"{log_dir}/multiruns/{timestamp}")
+
+
+# Dirs this process created through claim_dir (and the parents it had to create for them), so
+# that a refused start can take them away again (`discard_refused_run`).
+_CLAIMED: dict[Path, list[Path]] = {}
+
+
+def claim_dir(base: str) -> str:
+    """Create `base`, or `base-2`, `base-3`, ... when it is taken, and return the one made.
+
+    `os.mkdir` fails when the dir exists, on every POSIX filesystem, so of two processes that
+    want the same name only one gets it, whatever the timing; the other takes the next.
+    Hydra resolves its run dir once per config (the resolvers are cached), so one run claims
+    one dir.
+    """
+    path = Path(base).absolute()
+    for attempt in range(1, 10_000):
+        candidate = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
+        made = [p for p in (candidate.parent, *candidate.parent.parents) if not p.exists()]
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # a refused run removed the empty parent just now
+            continue
+        except OSError as e:
+            raise storage_error(candidate, e, "create the run dir") from e
+        _CLAIMED[candidate] = made
+        return str(candidate)
+    raise ConfigError(f"Cannot find a free run dir name next to {path}; clean up {path.parent}.")
+
+
+# What a refused start may have left in the run dir it had just created: Hydra's record and
+# log, and the run config and tokenizer written before the refusal. Nothing else (a checkpoint,
+# TensorBoard events, CSV metrics) is ever thrown away.
+REFUSED_START_LEFTOVERS = frozenset({HYDRA, RUN_CONFIG, TOKENIZER, "train.log"})
+
+
+def discard_refused_run(path: str | os.PathLike) -> bool:
+    """Remove the run dir `path` after a refused start (a ParrotError before training), when
+    this process created it (`claim_dir`) and it holds only REFUSED_START_LEFTOVERS, plus the
+    parents created for it that are now empty: a refused command leaves nothing behind.
+    Returns whether it was removed; a resumed run's dir, one given as hydra.run.dir, and one
+    with anything else in it are never touched."""
+    path = Path(path).absolute()
+    if path not in _CLAIMED or not path.is_dir():
+        return False
+    if not {p.name for p in path.iterdir()} <= REFUSED_START_LEFTOVERS:
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in _CLAIMED.pop(path):  # innermost first; one another run uses is not empty
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+    return not path.exists()
+
+
+# conf/hydra/default.yaml's run and sweep dirs. Cached per config: every later resolution of
+# hydra.run.dir (Lightning's DDP launcher asks for it again) returns the dir claimed first.
+DIR_RESOLVERS = {"parrot_run_dir": default_run_dir, "parrot_sweep_dir": default_sweep_dir}
+for _name, _resolver in DIR_RESOLVERS.items():
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver, use_cache=True)
 
 
 def _child(*parts: str) -> property:
@@ -145,6 +214,16 @@ class RunDir:
     def save_config(self, cfg: DictConfig) -> None:
         """Write the resolved config atomically."""
         atomic_write_text(self.run_config, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def run_within(path: Path) -> Path | None:
+    """A run dir at or under `path`, or a checkpoint file under it; None when it holds none."""
+    for found in (path, *path.rglob("*")):
+        if found.is_dir() and RunDir(found).is_run():
+            return found
+        if found.is_file() and found.suffix == ".ckpt":
+            return found
+    return None
 
 
 def checkpoint_candidates(ckpt_dir: Path) -> list[Path]:

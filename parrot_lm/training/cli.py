@@ -9,10 +9,13 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
+from parrot_lm.core.errors import ParrotError
 from parrot_lm.runs.resume import check_resume_argument
+from parrot_lm.runs.run_dir import discard_refused_run
 
 
 # An absolute config_path: a relative one ("../conf") makes Hydra, for a task function in an
@@ -22,10 +25,19 @@ from parrot_lm.runs.resume import check_resume_argument
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exit_on_user_error
 def train_task(cfg: DictConfig) -> float | None:
-    """Hydra's task function: one training run; returns the final val loss for sweepers."""
+    """Hydra's task function: one training run; returns the final val loss for sweepers.
+
+    A refused start (a ParrotError before training) takes away the run dir Hydra had just made
+    for it, so a refused command leaves nothing behind (runs/run_dir.py discard_refused_run).
+    """
     from parrot_lm.training.run import run  # Lightning loads here: --help and --cfg stay fast
 
-    return run(cfg)
+    try:
+        return run(cfg)
+    except ParrotError:
+        if HydraConfig.initialized():
+            discard_refused_run(HydraConfig.get().runtime.output_dir)
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

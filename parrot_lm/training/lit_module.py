@@ -44,6 +44,7 @@ class LitLM(L.LightningModule):
         self._finite_batches = 0  # micro-batches with a finite loss since the last step
         self._step_loss_sum: torch.Tensor | None = None  # their summed losses (detached)
         self.last_validation: dict[str, Any] | None = None  # {"step", "metrics"}, checkpointed
+        self._align_log_step = False
 
     def on_fit_start(self) -> None:
         """The peak MFU is measured against: this device's, in the dtype training computes in."""
@@ -195,6 +196,13 @@ class LitLM(L.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
         }
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """See on_train_start: Lightning counts a checkpoint saved at the end of a step's batch
+        on restart, but not one saved after that step's validation; both end up here."""
+        if self._align_log_step:
+            self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
+            self._align_log_step = False
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokens_seen"] = self.tokens_seen
         if self.last_validation is not None:
@@ -214,7 +222,7 @@ class LitLM(L.LightningModule):
         validation at that very step, which the resumed run does not repeat: it is logged again
         from the checkpoint.
         """
-        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step
+        self._align_log_step = True  # at the first batch, after Lightning's own restart logic
         last = self.last_validation
         if self.global_step > 0 and last and last["step"] == self.global_step:
             if self.trainer.is_global_zero:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -19,7 +20,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.config.schema import validate_config
-from parrot_lm.core.errors import CheckpointError, ConfigError, DataError
+from parrot_lm.core.errors import CheckpointError, ConfigError, DataError, SamplingError
 from parrot_lm.core.hardware import warn_if_slow_precision
 from parrot_lm.core.io import remove_stale_temporaries
 from parrot_lm.data.datamodule import TokenDataModule
@@ -31,6 +32,7 @@ from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest
 from parrot_lm.runs.resume import merge_resume_config
 from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
+from parrot_lm.training.callbacks.samples import TextSamples
 from parrot_lm.training.launch import fit_to_launcher, in_multirun
 from parrot_lm.training.lit_module import LitLM, latest_val_loss, val_metric_names
 from parrot_lm.training.speed import apply_speed_settings
@@ -72,25 +74,28 @@ def instantiate(node: DictConfig, what: str, **kwargs: Any) -> Any:
 
 
 def instantiate_group(group: DictConfig | None, what: str = "a callback or logger") -> list[Any]:
-    """Callbacks/loggers: every entry with a `_target_`, in config order."""
-    if not group:
-        return []
-    return [instantiate(node, what) for node in group.values() if "_target_" in node]
+    """Callbacks/loggers: every entry, in config order; a null entry is switched off
+    (`callbacks.text_samples=null`). The schema checked that the others have a `_target_`."""
+    return [instantiate(node, what) for node in group_entries(group)]
+
+
+def group_entries(group: DictConfig | None) -> list[DictConfig]:
+    """The switched-on entries of a callbacks or logger group."""
+    return [node for node in (group or {}).values() if node is not None and "_target_" in node]
 
 
 def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, bool]:
     """The config this run executes, and whether it continues an earlier run in this dir."""
-    cfg = validate_config(cfg)
     run_dir = RunDir(cfg.paths.output_dir)
     resuming = cfg.resume is not None or bool(run_dir.checkpoint_candidates())
+    # A resume command's own values are typed and range-checked as given; the checks across
+    # fields run on the config the resumed run executes (`+callbacks.x.y=...` merges into the
+    # run's own callback x).
+    cfg = validate_config(cfg, cross_checks=not resuming)
     if resuming:
         saved = run_dir.load_config()
         cfg = validate_config(merge_resume_config(saved, cfg, overrides))
-    if cfg.trainer.max_steps <= 0 and not cfg.trainer.fast_dev_run:
-        raise ConfigError(
-            "trainer.max_steps must be positive: the learning-rate schedule is defined in steps."
-        )
-    sample_params(cfg)  # a bad sample.* setting fails now, not after training
+    check_sampling(cfg)  # a bad sample.* or text_samples setting fails now, not mid-run
     if not resuming:
         if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
             cfg.optim.schedule_steps = cfg.trainer.max_steps
@@ -176,6 +181,43 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     return finish(cfg, trainer, lit, datamodule)
 
 
+def check_sampling(cfg: DictConfig) -> None:
+    """The end-of-run sample's and every TextSamples callback's settings, checked by
+    SamplingParams (the one place sampling values are checked) before anything is written;
+    the sentence names the config key."""
+    _sampling_key("sample.", functools.partial(sample_params, cfg))
+    for name, node in (cfg.get("callbacks") or {}).items():
+        cls = _target_class(node)
+        if cls is not None and issubclass(cls, TextSamples):
+            params = inspect.signature(cls).parameters
+            settings = {k: params[k].default for k in SAMPLING_KEYS if k in params}
+            settings.update({k: node[k] for k in SAMPLING_KEYS if k in node})
+            _sampling_key(f"callbacks.{name}.", functools.partial(SamplingParams, **settings))
+
+
+def _sampling_key(prefix: str, build: Any) -> None:
+    """Run `build`; a SamplingError becomes a ConfigError naming the key under `prefix`."""
+    try:
+        build()
+    except SamplingError as e:
+        message = str(e)
+        raise ConfigError(prefix + message if message.startswith(e.field) else message) from e
+
+
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
+
+
+def _target_class(node: Any) -> type | None:
+    """The class a callback node builds; None when it names none (instantiate reports that)."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    try:
+        cls = hydra.utils.get_class(node._target_)
+    except Exception:
+        return None
+    return cls if isinstance(cls, type) else None
+
+
 def sample_params(cfg: DictConfig) -> SamplingParams | None:
     """The end-of-run sample's settings (`sample.*`), checked; None when it is switched off."""
     sample = cfg.sample
@@ -218,8 +260,7 @@ def build_trainer(
     callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
     loggers = [
         instantiate(node, "a logger", **resume_kwargs(node, purge_step))
-        for node in (cfg.get("logger") or {}).values()
-        if "_target_" in node
+        for node in group_entries(cfg.get("logger"))
     ]
     plugins = [instantiate(cfg.checkpoint_io, "checkpoint_io")] if cfg.checkpoint_io else []
     trainer = instantiate(

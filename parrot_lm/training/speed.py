@@ -11,12 +11,11 @@ from typing import Any
 
 import torch
 
+from parrot_lm.config.schema import MATMUL_PRECISIONS, SDPA_BACKENDS
 from parrot_lm.core.errors import ConfigError
 from parrot_lm.model import GPT
 
 log = logging.getLogger(__name__)
-
-SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
 
 def apply_speed_settings(speed: dict[str, Any], model: GPT, on_cuda: bool = False) -> None:
@@ -26,9 +25,10 @@ def apply_speed_settings(speed: dict[str, Any], model: GPT, on_cuda: bool = Fals
     hundred steps; on CPU the tiny models gain little and every start would wait for it.
     """
     precision = speed.get("matmul_precision", "high")
-    if precision not in ("highest", "high", "medium"):
+    if precision not in MATMUL_PRECISIONS:
         raise ConfigError(
-            f"speed.matmul_precision must be highest, high or medium; got {precision!r}."
+            f"speed.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}; "
+            f"got {precision!r}."
         )
     torch.set_float32_matmul_precision(precision)  # "high": TF32 matmuls on Ampere+ GPUs
 

@@ -7,7 +7,14 @@ Imported from their modules: the test-only callbacks and the overrides that add 
 recorded runs (records), the resume references (resume), the chat server (chat), tiny random
 run dirs (runs), the named experiments (experiments)."""
 
-from tests.helpers.cli import assert_user_error, cli_timeout, output, run_cli, run_main
+from tests.helpers.cli import (
+    assert_user_error,
+    cli_timeout,
+    output,
+    run_cli,
+    run_main,
+    tree_sha256,
+)
 from tests.helpers.config import (
     CONF_DIR,
     DDP,
@@ -54,6 +61,7 @@ __all__ = [
     "output",
     "run_cli",
     "run_main",
+    "tree_sha256",
     "shared_root",
     "train_args",
     "train_cli",

@@ -84,3 +84,20 @@ def assert_user_error(proc, fragment: str, code: int | None = 2) -> None:
     )
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert fragment in proc.stderr, proc.stderr[-3000:]
+
+
+def tree_sha256(root: Path) -> dict[str, str]:
+    """Every file under `root` (relative path -> sha256) and every dir (-> "dir"): compare
+    before and after a refused command to show it wrote, changed and removed nothing."""
+    import hashlib
+
+    tree = {}
+    if not root.exists():
+        return tree
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_dir() and not path.is_symlink():
+            tree[rel] = "dir"
+        elif path.is_file():
+            tree[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree

@@ -10,10 +10,10 @@ import logging
 import pytest
 import torch
 
-from parrot_lm.core.errors import StorageError
+from parrot_lm.core.errors import ExportError, StorageError
 from parrot_lm.data.tokenizer import SPEC_FILE, CharTokenizer
 from parrot_lm.export.cli import main
-from parrot_lm.export.exporter import export_checkpoint
+from parrot_lm.export.exporter import EXPORT_MARKER, export_checkpoint
 from parrot_lm.export.hf import hf_config, hf_state_dict
 from parrot_lm.export.safetensors import (
     EXPORT_TOKENIZER_DIR,
@@ -202,14 +202,35 @@ def test_failed_export_leaves_nothing(tmp_path, bpe, monkeypatch):
     assert not (run / "export").exists() or not any((run / "export").iterdir())
 
 
-def test_force_replaces_existing_output(tmp_path, bpe):
+def test_force_replaces_an_earlier_export(tmp_path, bpe):
     run, _ = make_bpe_run(tmp_path, bpe)
     out = tmp_path / "out"
-    out.mkdir()
+    export_checkpoint(run, out=out, fmt="hf")
+    marker = json.loads((out / EXPORT_MARKER).read_text())
+    assert marker["format"] == "hf" and marker["step"] == 7
     (out / "stale.txt").write_text("old")
     export_checkpoint(run, out=out, fmt="safetensors", force=True)
     assert not (out / "stale.txt").exists() and (out / WEIGHTS_FILE).is_file()
+    assert json.loads((out / EXPORT_MARKER).read_text())["format"] == "safetensors"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out", "run"]
+
+
+def test_force_never_replaces_a_dir_that_is_not_an_earlier_export(tmp_path, bpe):
+    run, _ = make_bpe_run(tmp_path, bpe)
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("mine")
+    with pytest.raises(ExportError, match="is not empty and is not an earlier export"):
+        export_checkpoint(run, out=out, fmt="safetensors", force=True)
+    assert [p.name for p in out.iterdir()] == ["todo.txt"]
+    # An earlier export that somebody moved a run into is not replaced either.
+    export = tmp_path / "export"
+    export_checkpoint(run, out=export, fmt="safetensors")
+    (export / "sub" / "checkpoints").mkdir(parents=True)
+    (export / "sub" / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    with pytest.raises(ExportError, match="holds a run or checkpoint"):
+        export_checkpoint(run, out=export, fmt="safetensors", force=True)
+    assert (export / "sub" / "checkpoints" / "last.ckpt").read_bytes() == b"weights"
 
 
 # ---- The command's bad input, through main(argv) in this process ---------------------------
