@@ -8,43 +8,25 @@ from typing import Any
 
 from parrot_lm.report.jobs import Job
 
-CSV_COLUMNS = [
-    "job",
-    "status",
-    "overrides",
-    "final_val_loss",
-    "final_val_ppl",
-    "best_val_loss",
-    "best_step",
-    "steps",
-    "tokens",
-    "wall_time_s",
-    "tokens_per_sec",
-    "dir",
+# report.csv's columns and report.md's headers, in order; the Markdown table has no `dir`
+# column and right-aligns its numbers (every column after `overrides`).
+COLUMNS = [
+    ("job", "job"),
+    ("status", "status"),
+    ("overrides", "overrides"),
+    ("final_val_loss", "final val loss"),
+    ("final_val_ppl", "final val ppl"),
+    ("best_val_loss", "best val loss"),
+    ("best_step", "best step"),
+    ("steps", "steps"),
+    ("tokens", "tokens"),
+    ("wall_time_s", "wall time"),
+    ("tokens_per_sec", "tokens/s"),
+    ("dir", None),
 ]
-MD_HEADER = [
-    "job",
-    "status",
-    "overrides",
-    "final val loss",
-    "final val ppl",
-    "best val loss",
-    "best step",
-    "steps",
-    "tokens",
-    "wall time",
-    "tokens/s",
-]
-_MD_RIGHT = {
-    "final val loss",
-    "final val ppl",
-    "best val loss",
-    "best step",
-    "steps",
-    "tokens",
-    "wall time",
-    "tokens/s",
-}
+CSV_COLUMNS = [name for name, _ in COLUMNS]
+MD_HEADER = [header for _, header in COLUMNS if header is not None]
+_MD_RIGHT = set(MD_HEADER[3:])
 
 
 def sort_jobs(jobs: list[Job]) -> list[Job]:

@@ -71,22 +71,3 @@ def test_cli_force_never_deletes_a_run(tmp_path, bpe, where, fragment):
     )
     assert_user_error(proc, fragment)
     assert tree_sha256(tmp_path) == before
-
-
-def test_cli_missing_ckpt_argument(tmp_path):
-    assert_user_error(run_cli([EXPORT_SCRIPT], cwd=tmp_path), "Say which checkpoint to export")
-
-
-def test_cli_missing_checkpoint(tmp_path):
-    proc = run_cli([EXPORT_SCRIPT, f"ckpt={tmp_path / 'nope.ckpt'}"], cwd=tmp_path)
-    assert_user_error(proc, "does not exist")
-
-
-def test_cli_checkpoint_without_tokenizer(tmp_path, bpe):
-    run, _ = make_bpe_run(tmp_path, bpe)
-    lone = tmp_path / "lone"
-    lone.mkdir()
-    (run / "checkpoints" / "last.ckpt").rename(lone / "model.ckpt")
-    proc = run_cli([EXPORT_SCRIPT, f"ckpt={lone / 'model.ckpt'}"], cwd=tmp_path)
-    assert_user_error(proc, "No tokenizer next to")
-    assert not (lone / "export").exists()

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import RESUME, output, train_cli
-from tests.helpers.callbacks import DISARM_SIGNAL, loss_recorder, signal_at
+from tests.helpers import output
 from tests.helpers.records import assert_same_run, scalar_steps
-from tests.helpers.resume import batches_per_epoch, reference_run
+from tests.helpers.resume import batches_per_epoch, reference_run, resume_run, stop_run
 
 # Scheduling only (tests/conftest.py hands the longest files out first): a reference run and
 # four kill-and-resume pairs of about 105 steps.
@@ -22,28 +21,8 @@ SCHEDULE_SECONDS = 90
 
 
 def kill(run_dir: Path, data_dir: Path, max_steps: int, k: int):
-    """Train towards `max_steps`, checkpointing every `k` steps, and SIGKILL the process two
-    batches after the checkpoint at step k (orphan work past it)."""
-    return train_cli(
-        *RESUME,
-        *loss_recorder(f"{run_dir}.losses"),
-        f"trainer.max_steps={max_steps}",
-        f"ckpt_every_n_steps={k}",
-        *signal_at(k, "SIGKILL", skip_batches=2),
-        run_dir=run_dir,
-        data_dir=data_dir,
-    )
-
-
-def resume(run_dir: Path, data_dir: Path, max_steps: int):
-    return train_cli(
-        *RESUME,
-        *loss_recorder(f"{run_dir}.losses"),
-        f"trainer.max_steps={max_steps}",
-        DISARM_SIGNAL,
-        resume=run_dir,
-        data_dir=data_dir,
-    )
+    """SIGKILL two batches after the checkpoint at step k."""
+    return stop_run(run_dir, data_dir, max_steps, k, "SIGKILL")
 
 
 @pytest.mark.parametrize("where", ["inside_epoch", "last_step_of_epoch", "before_epoch_end"])
@@ -63,7 +42,7 @@ def test_sigkill_then_resume_is_bitwise_identical(
     killed_batches = len(Path(f"{run_dir}.losses").read_text().splitlines())
     assert killed_batches == k + 2  # two batches of orphan work past the checkpoint
 
-    proc = resume(run_dir, small_data_dir, n)
+    proc = resume_run(run_dir, small_data_dir, n)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming from" in output(proc)
     assert_same_run(reference, run_dir)
@@ -84,7 +63,7 @@ def test_a_moved_run_dir_resumes_in_its_new_place(tmp_path_factory, small_data_d
     old.rename(new)
     Path(f"{old}.losses").rename(f"{new}.losses")
 
-    proc = resume(new, small_data_dir, n)
+    proc = resume_run(new, small_data_dir, n)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not old.exists()
     assert torch.load(new / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == n

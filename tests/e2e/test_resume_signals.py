@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tests.helpers import RESUME, output, train_cli
-from tests.helpers.callbacks import DISARM_SIGNAL, loss_recorder, signal_at
+from tests.helpers.callbacks import DISARM_SIGNAL, loss_recorder
 from tests.helpers.records import assert_same_run, scalar_steps
-from tests.helpers.resume import batches_per_epoch, reference_run
+from tests.helpers.resume import batches_per_epoch, reference_run, resume_run, stop_run
 
 # Scheduling only (tests/conftest.py hands the longest files out first): a reference run and
 # four signal-and-resume pairs of about 105 batches.
@@ -29,30 +29,12 @@ def accumulated_steps(data_dir) -> int:
 
 
 def stop(run_dir: Path, data_dir: Path, n: int, k: int, signal_name: str):
-    """Train towards `n` optimizer steps with ACCUMULATE, checkpointing every `k`, and send
-    `signal_name` two micro-batches after step k."""
-    return train_cli(
-        *RESUME,
-        *loss_recorder(f"{run_dir}.losses"),
-        f"trainer.max_steps={n}",
-        f"ckpt_every_n_steps={k}",
-        *ACCUMULATE,
-        *signal_at(k, signal_name, skip_batches=2),
-        run_dir=run_dir,
-        data_dir=data_dir,
-    )
+    """Train with ACCUMULATE and send `signal_name` two micro-batches after step k."""
+    return stop_run(run_dir, data_dir, n, k, signal_name, *ACCUMULATE)
 
 
 def resume(run_dir: Path, data_dir: Path, n: int):
-    return train_cli(
-        *RESUME,
-        *loss_recorder(f"{run_dir}.losses"),
-        f"trainer.max_steps={n}",
-        *ACCUMULATE,
-        DISARM_SIGNAL,
-        resume=run_dir,
-        data_dir=data_dir,
-    )
+    return resume_run(run_dir, data_dir, n, *ACCUMULATE)
 
 
 def test_accumulation_and_workers_resume_exactly(tmp_path_factory, small_data_dir, tmp_path):

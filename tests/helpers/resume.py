@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tests.helpers.callbacks import loss_recorder
+from tests.helpers.callbacks import DISARM_SIGNAL, loss_recorder, signal_at
 from tests.helpers.cli import output
 from tests.helpers.config import RESUME, RESUME_BATCH
 from tests.helpers.shared import build_once
@@ -47,3 +47,31 @@ def reference_run(tmp_path_factory, data_dir: Path, max_steps: int, *overrides: 
         assert proc.returncode == 0, output(proc)[-3000:]
 
     return build_once(tmp_path_factory, name, train) / "run"
+
+
+def stop_run(run_dir: Path, data_dir: Path, n: int, k: int, signal_name: str, *extra: str):
+    """Train towards `n` optimizer steps, checkpointing every `k`, and send `signal_name` two
+    (micro-)batches after the checkpoint at step k (orphan work past it)."""
+    return train_cli(
+        *RESUME,
+        *loss_recorder(f"{run_dir}.losses"),
+        f"trainer.max_steps={n}",
+        f"ckpt_every_n_steps={k}",
+        *extra,
+        *signal_at(k, signal_name, skip_batches=2),
+        run_dir=run_dir,
+        data_dir=data_dir,
+    )
+
+
+def resume_run(run_dir: Path, data_dir: Path, n: int, *extra: str):
+    """Resume a stopped run to `n` optimizer steps, its signal callback disarmed."""
+    return train_cli(
+        *RESUME,
+        *loss_recorder(f"{run_dir}.losses"),
+        f"trainer.max_steps={n}",
+        *extra,
+        DISARM_SIGNAL,
+        resume=run_dir,
+        data_dir=data_dir,
+    )

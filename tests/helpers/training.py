@@ -8,6 +8,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.cli import run_cli
 from tests.helpers.config import compose_train
@@ -55,27 +56,12 @@ def micro_batches(overrides: Sequence[str]) -> int:
 
 
 def train_cli(
-    *overrides: str,
-    run_dir: Path | None = None,
-    resume: Path | None = None,
-    data_dir: Path | None = None,
-    root_dir: Path | None = None,
-    sweep_dir: Path | None = None,
-    multirun: bool = False,
-    jobs: int = 1,
-    env: dict[str, str] | None = None,
+    *overrides: str, jobs: int = 1, env: dict[str, str] | None = None, **where: Any
 ) -> subprocess.CompletedProcess:
-    """`python train.py ...` in a subprocess; its time limit follows its work: the batches it
-    trains, the `jobs` of a sweep, and the two processes of `trainer=ddp_sim`."""
-    args = train_args(
-        *overrides,
-        run_dir=run_dir,
-        resume=resume,
-        data_dir=data_dir,
-        root_dir=root_dir,
-        sweep_dir=sweep_dir,
-        multirun=multirun,
-    )
+    """`python train.py ...` in a subprocess (`where`: train_args' run_dir, resume, data_dir,
+    root_dir, sweep_dir, multirun); its time limit follows its work: the batches it trains,
+    the `jobs` of a sweep, and the two processes of `trainer=ddp_sim`."""
+    args = train_args(*overrides, **where)
     processes = 2 if "trainer=ddp_sim" in overrides else 1
     return run_cli(args, steps=micro_batches(overrides), jobs=jobs, processes=processes, env=env)
 
