@@ -282,9 +282,8 @@ def resume_kwargs(node: DictConfig, purge_step: int | None) -> dict[str, Any]:
         return {}
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    try:
-        cls = hydra.utils.get_class(node._target_)
-    except Exception:  # not a class: instantiate reports it with a sentence
+    cls = _target_class(node)
+    if cls is None:  # not a class: instantiate reports it with a sentence
         return {}
     # TensorBoardLogger hands purge_step to its SummaryWriter through **kwargs.
     takes_it = (
