@@ -15,6 +15,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -330,3 +331,23 @@ def validate_evaluate_config(cfg: DictConfig) -> DictConfig:
     merged = _merge(EvaluateSchema, cfg, ())
     check_fields(merged, EvaluateSchema)
     return merged
+
+
+# Where a run's files are, made absolute when it starts, so its saved config means the same
+# directories from any working directory (resume, evaluate). Source paths (data.source.path and
+# the like) stay as given: they are part of the corpus's config hash, and what a resume reads
+# is checked by the data's identity (runs/identity.py).
+ABSOLUTE_KEYS = ("data.data_dir", "paths.root_dir", "paths.data_dir", "paths.log_dir")
+
+
+def absolute_paths(cfg: DictConfig, base: Path | None = None) -> DictConfig:
+    """`cfg` with ABSOLUTE_KEYS made absolute against `base` (default: the working directory)
+    and `~` expanded; each is resolved first (interpolations such as `${paths.data_dir}/x`)."""
+    base = Path.cwd() if base is None else Path(base)
+    out = cfg.copy()
+    for key in ABSOLUTE_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str):
+            path = Path(value).expanduser()
+            OmegaConf.update(out, key, str(path if path.is_absolute() else base / path))
+    return out

@@ -119,7 +119,8 @@ def load_eval_tokens(
     from any source, encoded with the checkpoint's tokenizer."""
     from parrot_lm.data.shards import read_meta
     from parrot_lm.data.sources import iter_documents
-    from parrot_lm.data.tokenizer import encode_documents
+    from parrot_lm.data.tokenizer import encode_documents, load_tokenizer
+    from parrot_lm.runs.identity import vocabulary_sha256
 
     if eval_set["kind"] == "prepared":
         data_dir = Path(eval_set.get("data_dir") or run_data_dir(ckpt_path))
@@ -129,6 +130,11 @@ def load_eval_tokens(
                 f"{data_dir} was tokenized with another vocabulary ({meta['vocab_size']} tokens, "
                 f"EOT {meta['eot_id']}) than the checkpoint's ({enc.n_vocab}, EOT "
                 f"{enc.eot_token}); evaluate on text (eval_set=text) or on matching data."
+            )
+        if vocabulary_sha256(load_tokenizer(meta["tokenizer"], data_dir)) != vocabulary_sha256(enc):
+            raise DataError(
+                f"{data_dir} was tokenized with another vocabulary than the checkpoint's (same "
+                "size, other tokens); evaluate on text (eval_set=text) or on matching data."
             )
         split = eval_set.get("split", "val")
         if split not in meta["splits"]:

@@ -13,6 +13,7 @@ from parrot_lm.core.errors import CheckpointError
 from parrot_lm.data.tokenizer import SPEC_FILE, Tokenizer, load_tokenizer_dir
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.runs.checkpoints import load_checkpoint
+from parrot_lm.runs.identity import check_tokenizer
 from parrot_lm.runs.run_dir import RunDir
 
 MODEL_PREFIX = "model."  # LitLM keeps the GPT as `self.model`
@@ -63,11 +64,13 @@ def load_model(
     device: str | torch.device = "cpu",
     tokenizer_dir: str | Path | None = None,
 ) -> LoadedModel:
-    """Checkpoint (or run dir) -> GPT in eval mode on `device`, and its tokenizer."""
+    """Checkpoint (or run dir) -> GPT in eval mode on `device`, and its tokenizer (checked to be
+    the vocabulary the checkpoint was trained with, runs/identity.py)."""
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else find_tokenizer_dir(ckpt_path)
     tokenizer = load_tokenizer_dir(tok_dir)
+    check_tokenizer(ckpt, ckpt_path, tokenizer, tok_dir)
     model_cfg = dict(ckpt["hyper_parameters"]["model"])
     model = GPT(GPTConfig(**model_cfg))
     try:

@@ -24,6 +24,7 @@ MUTABLE_ON_RESUME = (
     "val_every_n_steps",
     "ckpt_every_n_steps",
     "data.num_workers",
+    "data.data_dir",  # where the corpus is; what it is, is checked (runs/identity.py)
     "logger",
     "callbacks",
     "sample",
@@ -90,7 +91,8 @@ def merge_resume_config(saved: DictConfig, current: DictConfig, overrides: list[
             else:
                 OmegaConf.update(merged, key, new, force_add=True, merge=False)
             continue
-        old, new = _plain(OmegaConf.select(saved, key, default=None)), _plain(new)
+        old = _fixed_part(_plain(OmegaConf.select(saved, key, default=None)), key)
+        new = _fixed_part(_plain(new), key)
         if old != new:
             raise ConfigError(
                 f"Cannot change {key} when resuming (the run has {old!r}, the command asks for "
@@ -117,6 +119,18 @@ def _relocate(node, old_dir: str, new_dir: str):
     if isinstance(node, str) and (node == old_dir or node.startswith(old_dir + "/")):
         return new_dir + node[len(old_dir) :]
     return node
+
+
+def _fixed_part(value, key: str):
+    """`value` of `key` without the parts a resume may change (`data=local` compares the data
+    config, not where its directory is)."""
+    if isinstance(value, dict):
+        return {
+            k: _fixed_part(v, f"{key}.{k}")
+            for k, v in value.items()
+            if not is_mutable(f"{key}.{k}")
+        }
+    return value
 
 
 def _plain(value):

@@ -26,7 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.core.errors import CheckpointError, ConfigError
-from parrot_lm.core.io import atomic_write_text, storage_error
+from parrot_lm.core.io import atomic_write_bytes, atomic_write_text, storage_error
 
 RUN_CONFIG = "run_config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -36,6 +36,7 @@ CSV = "csv"
 EVAL = "eval"
 EXPORT = "export"
 HYDRA = ".hydra"
+JOB_LOG = "train.log"  # Hydra's job log (conf/hydra/default.yaml names the job `train`)
 LAST = "last.ckpt"
 STEP_RE = re.compile(r"step(\d+)\.ckpt$")
 
@@ -100,7 +101,7 @@ def claim_dir(base: str) -> str:
 # What a refused start may have left in the run dir it had just created: Hydra's record and
 # log, and the run config and tokenizer written before the refusal. Nothing else (a checkpoint,
 # TensorBoard events, CSV metrics) is ever thrown away.
-REFUSED_START_LEFTOVERS = frozenset({HYDRA, RUN_CONFIG, TOKENIZER, "train.log"})
+REFUSED_START_LEFTOVERS = frozenset({HYDRA, RUN_CONFIG, TOKENIZER, JOB_LOG})
 
 
 def discard_refused_run(path: str | os.PathLike) -> bool:
@@ -123,9 +124,54 @@ def discard_refused_run(path: str | os.PathLike) -> bool:
     return not path.exists()
 
 
+@dataclass(frozen=True)
+class RunDirSnapshot:
+    """An existing run dir as a command found it: what Hydra's start writes there before
+    ParrotLM can refuse the command (its record in .hydra/ and the job log), byte for byte,
+    and the names of its entries. `restore()` after a refusal: a refused command leaves an
+    existing run as it was."""
+
+    path: Path
+    entries: frozenset[str]
+    files: dict[Path, bytes]
+
+    @classmethod
+    def take(cls, path: str | os.PathLike) -> RunDirSnapshot | None:
+        """The snapshot of `path`, or None when it is not an existing run dir."""
+        run = RunDir(path)
+        if not run.path.is_dir() or not run.is_run():
+            return None
+        watched = [*sorted(run.hydra.glob("*")), run.path / JOB_LOG]
+        files = {p: p.read_bytes() for p in watched if p.is_file()}
+        return cls(run.path, frozenset(p.name for p in run.path.iterdir()), files)
+
+    def restore(self) -> None:
+        """Put the watched files back as they were and remove entries that were not there."""
+        run = RunDir(self.path)
+        for path in [*run.hydra.glob("*"), run.path / JOB_LOG]:
+            if path.is_file() and path not in self.files:
+                path.unlink()
+        for path, data in self.files.items():
+            if not path.is_file() or path.read_bytes() != data:
+                atomic_write_bytes(path, data)
+        for entry in run.path.iterdir():
+            if entry.name not in self.entries:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
 # conf/hydra/default.yaml's run and sweep dirs. Cached per config: every later resolution of
 # hydra.run.dir (Lightning's DDP launcher asks for it again) returns the dir claimed first.
-DIR_RESOLVERS = {"parrot_run_dir": default_run_dir, "parrot_sweep_dir": default_sweep_dir}
+def record_subdir(resume: str | None) -> str | None:
+    """Hydra's output_subdir: `.hydra` for a new run; none for a resumed one, which keeps the
+    record of the command that started it (reports label runs by those overrides)."""
+    return None if resume else HYDRA
+
+
+DIR_RESOLVERS = {
+    "parrot_run_dir": default_run_dir,
+    "parrot_sweep_dir": default_sweep_dir,
+    "parrot_record_subdir": record_subdir,
+}
 for _name, _resolver in DIR_RESOLVERS.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _resolver, use_cache=True)

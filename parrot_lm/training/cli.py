@@ -15,7 +15,11 @@ from omegaconf import DictConfig
 from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
 from parrot_lm.core.errors import ParrotError
 from parrot_lm.runs.resume import check_resume_argument
-from parrot_lm.runs.run_dir import discard_refused_run
+from parrot_lm.runs.run_dir import RunDirSnapshot, discard_refused_run
+
+# The existing run dir this command continues (resume=, or hydra.run.dir= of a run), as it was
+# before Hydra started: a refused command puts back what Hydra's start rewrote there.
+_continued: list[RunDirSnapshot] = []
 
 
 # An absolute config_path: a relative one ("../conf") makes Hydra, for a task function in an
@@ -28,7 +32,8 @@ def train_task(cfg: DictConfig) -> float | None:
     """Hydra's task function: one training run; returns the final val loss for sweepers.
 
     A refused start (a ParrotError before training) takes away the run dir Hydra had just made
-    for it, so a refused command leaves nothing behind (runs/run_dir.py discard_refused_run).
+    for it, or restores the existing run it was to continue, so a refused command leaves
+    nothing behind (runs/run_dir.py discard_refused_run, RunDirSnapshot).
     """
     from parrot_lm.training.run import run  # Lightning loads here: --help and --cfg stay fast
 
@@ -37,13 +42,24 @@ def train_task(cfg: DictConfig) -> float | None:
     except ParrotError:
         if HydraConfig.initialized():
             discard_refused_run(HydraConfig.get().runtime.output_dir)
+        for snapshot in _continued:
+            snapshot.restore()
         raise
+
+
+def continued_run_dirs(args: list[str]) -> list[str]:
+    """The run dirs a (non-sweep) command line continues: `resume=<dir>`, `hydra.run.dir=<dir>`."""
+    if "-m" in args or "--multirun" in args:
+        return []
+    keys = ("resume=", "hydra.run.dir=")
+    return [a.split("=", 1)[1] for a in args if a.startswith(keys) and a != "resume=null"]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run `parrot-train` with `argv` (default: sys.argv[1:]); Hydra parses the arguments."""
     args = sys.argv[1:] if argv is None else list(argv)
     exit_on_user_error(check_resume_argument)(args)
+    _continued[:] = [s for s in map(RunDirSnapshot.take, continued_run_dirs(args)) if s]
     if argv is None:
         train_task()
         return

@@ -28,7 +28,9 @@ class LitLM(L.LightningModule):
         optim: dict[str, Any],
         total_steps: int,
         nonfinite_loss: str = "stop",
+        identity: dict[str, str] | None = None,
     ) -> None:
+        # identity: the data and tokenizer digests (runs/identity.py), kept in every checkpoint.
         super().__init__()
         self.save_hyperparameters()
         self.model = GPT(GPTConfig(**model))

@@ -19,16 +19,16 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from parrot_lm.config.schema import validate_config
+from parrot_lm.config.schema import absolute_paths, validate_config
 from parrot_lm.core.errors import CheckpointError, ConfigError, DataError, SamplingError
 from parrot_lm.core.hardware import warn_if_slow_precision
 from parrot_lm.core.io import remove_stale_temporaries
 from parrot_lm.data.datamodule import TokenDataModule
-from parrot_lm.data.tokenizer import save_tokenizer_dir
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.generation.text import sample_text
 from parrot_lm.model import GPTConfig
 from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest_good_checkpoint
+from parrot_lm.runs.identity import check_data, run_identity, save_run_tokenizer
 from parrot_lm.runs.resume import merge_resume_config
 from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
@@ -92,6 +92,7 @@ def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfi
     # fields run on the config the resumed run executes (`+callbacks.x.y=...` merges into the
     # run's own callback x).
     cfg = validate_config(cfg, cross_checks=not resuming)
+    cfg = absolute_paths(cfg)  # the saved config means the same dirs from anywhere
     if resuming:
         saved = run_dir.load_config()
         cfg = validate_config(merge_resume_config(saved, cfg, overrides))
@@ -105,9 +106,10 @@ def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfi
 
 
 def select_checkpoint(
-    cfg: DictConfig, resuming: bool, model_cfg: dict[str, Any]
+    cfg: DictConfig, resuming: bool, model_cfg: dict[str, Any], identity: dict[str, str]
 ) -> tuple[Path | None, int]:
-    """The checkpoint to continue from (checked loadable and compatible) and its global step."""
+    """The checkpoint to continue from and its global step, checked loadable, of this model
+    config, and trained on this data with this tokenizer (`identity`, runs/identity.py)."""
     ckpt_dir = RunDir(cfg.paths.output_dir).checkpoints
     remove_stale_temporaries(ckpt_dir)
     if cfg.ckpt_path not in (None, "last"):
@@ -126,6 +128,7 @@ def select_checkpoint(
     else:
         return None, 0
     check_compatible(ckpt, model_cfg, path)
+    check_data(ckpt, path, identity, Path(cfg.data.data_dir))
     log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
     return path, int(ckpt["global_step"])
 
@@ -160,10 +163,12 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
 
     datamodule = build_datamodule(cfg.data)
     datamodule.prepare_data()
+    identity = run_identity(datamodule.meta, datamodule.load_tokenizer())
+    lit, model_cfg = build_module(cfg, datamodule.meta, identity)
+    # Every check that can refuse this run comes before its first write into the run dir.
+    ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg, identity)
     if rank_zero_only.rank == 0:  # next to the checkpoints: evaluate/generate/export need it
-        save_tokenizer_dir(datamodule.meta["tokenizer"], datamodule.data_dir, run_dir.tokenizer)
-    lit, model_cfg = build_module(cfg, datamodule.meta)
-    ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg)
+        save_run_tokenizer(run_dir, datamodule.meta["tokenizer"], datamodule.data_dir, identity)
     # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
     purge_step = start_step if ckpt_path is not None and resuming else None
     trainer, graceful = build_trainer(cfg, run_dir, purge_step)
@@ -226,9 +231,11 @@ def sample_params(cfg: DictConfig) -> SamplingParams | None:
     return SamplingParams(sample.max_new_tokens, sample.temperature, sample.top_k, seed=cfg.seed)
 
 
-def build_module(cfg: DictConfig, meta: dict[str, Any]) -> tuple[LitLM, dict[str, Any]]:
-    """The LitLM of this run (vocab from the data's tokenizer, speed switches applied) and
-    its resolved model config."""
+def build_module(
+    cfg: DictConfig, meta: dict[str, Any], identity: dict[str, str] | None = None
+) -> tuple[LitLM, dict[str, Any]]:
+    """The LitLM of this run (vocab from the data's tokenizer, speed switches applied, the
+    data's identity recorded in its checkpoints) and its resolved model config."""
     model_cfg = resolve_model_config(OmegaConf.to_container(cfg.model, resolve=True), meta)
     optim_cfg = OmegaConf.to_container(cfg.optim, resolve=True)
     lit = LitLM(
@@ -236,6 +243,7 @@ def build_module(cfg: DictConfig, meta: dict[str, Any]) -> tuple[LitLM, dict[str
         optim=optim_cfg,
         total_steps=optim_cfg["schedule_steps"] or cfg.trainer.max_steps,
         nonfinite_loss=cfg.nonfinite_loss,
+        identity=identity,
     )
     on_cuda = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     apply_speed_settings(OmegaConf.to_container(cfg.speed, resolve=True), lit.model, on_cuda)

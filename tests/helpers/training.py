@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.cli import run_cli
-from tests.helpers.config import compose_train
+from tests.helpers.config import ROOT, compose_train
 
 # When a run's overrides do not say how long it trains (a resume keeps its saved max_steps).
 UNKNOWN_STEPS = 100
@@ -56,14 +56,20 @@ def micro_batches(overrides: Sequence[str]) -> int:
 
 
 def train_cli(
-    *overrides: str, jobs: int = 1, env: dict[str, str] | None = None, **where: Any
+    *overrides: str,
+    jobs: int = 1,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    **where: Any,
 ) -> subprocess.CompletedProcess:
-    """`python train.py ...` in a subprocess (`where`: train_args' run_dir, resume, data_dir,
-    root_dir, sweep_dir, multirun); its time limit follows its work: the batches it trains,
-    the `jobs` of a sweep, and the two processes of `trainer=ddp_sim`."""
+    """`python train.py ...` in a subprocess started in `cwd` (`where`: train_args' run_dir,
+    resume, data_dir, root_dir, sweep_dir, multirun); its time limit follows its work: the
+    batches it trains, the `jobs` of a sweep, and the two processes of `trainer=ddp_sim`."""
     args = train_args(*overrides, **where)
+    args[0] = str(ROOT / args[0])
     processes = 2 if "trainer=ddp_sim" in overrides else 1
-    return run_cli(args, steps=micro_batches(overrides), jobs=jobs, processes=processes, env=env)
+    steps = micro_batches(overrides)
+    return run_cli(args, cwd, steps=steps, jobs=jobs, processes=processes, env=env)
 
 
 def fit(tmp_path: Path, *overrides: str) -> float | None:
