@@ -9,8 +9,9 @@
 
 Generation runs in worker threads (one token per hop for streams), so the event loop keeps
 answering while models compute; at most `max_concurrent` generations run at once and the next
-one gets 429 at once instead of waiting. Every bad request gets a 4xx with an OpenAI-style body,
-`{"error": {"message": <one sentence>, "type", "param", "code"}}`.
+one gets 429 at once instead of waiting. A client that hangs up, streamed or not, stops its
+generation within a token and frees its slot. Every bad request gets a 4xx with an
+OpenAI-style body, `{"error": {"message": <one sentence>, "type", "param", "code"}}`.
 
 The pieces: request bodies and their checks in `schemas`, errors in `errors`, loaded models
 and slots in `pool`, answering in `completions`, the endpoints in `routes`.

@@ -2,7 +2,9 @@
 reply whole (JSON) or as server-sent events, freeing the slot however the reply ends.
 
 Generation runs in worker threads (one token per hop for streams), so the event loop keeps
-answering while models compute.
+answering while models compute. A client that leaves stops its generation either way: the
+event loop sees the disconnect and `TextStream.cancel()` ends the token loop after its
+current token, so the slot comes back in a decoding step, not when max_tokens is reached.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi.responses import StreamingResponse
+import anyio
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
@@ -136,12 +140,51 @@ class Reply:
         )
 
 
-async def whole_reply(reply: Reply, lease: Lease) -> dict[str, Any]:
-    """Generate all of it in a worker thread, then answer once."""
+# nginx's "client closed request": never received, but says why no answer was made.
+CLIENT_GONE = 499
+
+
+async def wait_for_disconnect(request: Request) -> None:
+    """Return once the client has closed the connection.
+
+    The request body is read already, so the next ASGI message is `http.disconnect`; this
+    is how Starlette's StreamingResponse notices a client leaving (`listen_for_disconnect`),
+    and it waits on the connection instead of polling it.
+    """
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def whole_reply(reply: Reply, lease: Lease, request: Request) -> dict[str, Any] | Response:
+    """Generate all of it in a worker thread, then answer once; if the client leaves first,
+    stop generating within a token and free the slot."""
+
+    async def cancel_on_disconnect() -> None:
+        await wait_for_disconnect(request)
+        reply.stream.cancel()
+
+    text, failure = "", None
     try:
-        text = await run_in_threadpool(reply.stream.collect)
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_on_disconnect)
+            # One thread for the whole reply: the flag stops it, so no per-token hops needed.
+            try:
+                text = await run_in_threadpool(reply.stream.collect)
+            except Exception as e:  # raised below: a task group would wrap it in a group
+                failure = e
+            group.cancel_scope.cancel()
     finally:
         lease.release()
+    if failure is not None:
+        raise failure
+    if reply.stream.finish_reason is None:  # cancelled: nobody is left to answer
+        log.info(
+            "%s %s: client left; stopped after %d new tokens",
+            reply.kind,
+            reply.model_id,
+            reply.stream.completion_tokens,
+        )
+        return Response(status_code=CLIENT_GONE)
     reply.log_done()
     return reply.body(text)
 
@@ -170,9 +213,10 @@ def streamed_reply(reply: Reply, lease: Lease, include_usage: bool) -> LeasedStr
     def cleanup() -> None:
         """Free the slot and stop the generator."""
         lease.release()
+        reply.stream.cancel()  # a token loop running in its thread ends after this token
         try:
             pieces.close()  # stops the model if the client left mid-stream
-        except ValueError:  # still running in its thread: it stops at its next token
+        except ValueError:  # still running in its thread: the cancel above stops it
             pass
 
     return LeasedStreamingResponse(_events(reply, pieces, include_usage), cleanup)
@@ -236,9 +280,11 @@ class Completions:
         params: SamplingParams,
         stream_fields: dict[str, Any] | None,
         chat: bool,
-    ) -> dict[str, Any] | LeasedStreamingResponse:
+        request: Request,
+    ) -> dict[str, Any] | Response:
         """The reply to one checked request: whole when stream_fields is None, else streamed
-        (stream_fields: the request's stream_options)."""
+        (stream_fields: the request's stream_options). `request` is watched for the client
+        leaving, which stops the generation."""
         info, loaded, lease = await self.start(model_id)
         try:
             ids = loaded.tokenizer.encode_ordinary(prompt)
@@ -250,5 +296,5 @@ class Completions:
             raise
         reply = Reply(kind, info.id, chat, stream)
         if stream_fields is None:
-            return await whole_reply(reply, lease)
+            return await whole_reply(reply, lease, request)
         return streamed_reply(reply, lease, bool(stream_fields.get("include_usage")))

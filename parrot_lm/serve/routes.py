@@ -101,7 +101,7 @@ async def model(model_id: str, server: Server) -> dict[str, Any]:
 
 # -- generation ----------------------------------------------------------------------------
 @router.post("/v1/completions")
-async def completions(req: CompletionRequest, server: Server) -> Any:
+async def completions(req: CompletionRequest, server: Server, request: Request) -> Any:
     """Continue a prompt."""
     if req.echo:
         raise APIError(400, "echo is not supported by this server.", "echo")
@@ -117,11 +117,13 @@ async def completions(req: CompletionRequest, server: Server) -> Any:
     params = sampling_params(req, server.settings, req.max_tokens)
     check_prompt(prompt, server.settings, "prompt")
     stream_fields = (req.stream_options or {}) if req.stream else None
-    return await server.respond("completion", req.model, prompt, params, stream_fields, chat=False)
+    return await server.respond(
+        "completion", req.model, prompt, params, stream_fields, chat=False, request=request
+    )
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(req: ChatCompletionRequest, server: Server) -> Any:
+async def chat_completions(req: ChatCompletionRequest, server: Server, request: Request) -> Any:
     """Reply to a chat transcript (rendered as plain text for these base models)."""
     for key in ("tools", "functions"):
         if getattr(req, key):
@@ -137,4 +139,6 @@ async def chat_completions(req: ChatCompletionRequest, server: Server) -> Any:
     check_prompt(prompt, server.settings, "messages")
     params = dataclasses.replace(params, stop=(*CHAT_STOP, *params.stop))
     stream_fields = (req.stream_options or {}) if req.stream else None
-    return await server.respond("chat", req.model, prompt, params, stream_fields, chat=True)
+    return await server.respond(
+        "chat", req.model, prompt, params, stream_fields, chat=True, request=request
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -87,6 +88,9 @@ class TextStream:
     "length" (params.max_new_tokens reached) and `completion_tokens` counts the tokens sampled.
     strip_leading_space drops whitespace before the first visible character (a chat reply
     after "Assistant:").
+
+    `cancel()` (from any thread) ends the iteration after the token being sampled: then
+    `cancelled` is True and `finish_reason` stays None.
     """
 
     def __init__(
@@ -110,6 +114,21 @@ class TextStream:
         self.first_token_s: float | None = None
         self.elapsed_s: float | None = None
         self._started = False
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop generating after the current token (thread-safe; the client has gone).
+
+        A generator running in a worker thread cannot be closed from another thread, and a
+        token that completes no visible text (a held-back stop prefix, leading whitespace)
+        yields nothing to stop at, so the flag is checked inside the token loop.
+        """
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel()` was called."""
+        return self._cancel.is_set()
 
     @property
     def prompt_tokens(self) -> int:
@@ -148,6 +167,8 @@ class TextStream:
                     yield piece
                 if stops.stopped:
                     self.finish_reason = "stop"
+                    return
+                if self._cancel.is_set():
                     return
             piece = stops.feed(decoder.flush())
             piece += stops.flush()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -339,3 +341,82 @@ def test_the_server_answers_while_a_generation_runs_and_survives_one_failing(ser
     monkeypatch.undo()
     assert httpx.get(f"{url}/health", timeout=10).json()["active_generations"] == 0
     assert post(url, "/v1/completions", {**body, "stream": False}).status_code == 200
+
+
+class _NeverEnds:
+    """A tokenizer whose end-of-text id is never sampled, so a reply runs to max_tokens."""
+
+    eot_token = None
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def _post_then_hang_up(url: str, path: str, body: dict, started: threading.Event) -> None:
+    """POST `body` over a plain socket, then close the connection once the server has started
+    generating, before any answer: a client that gave up on a non-streamed reply."""
+    address = urlsplit(url)
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(head.encode() + data)
+        assert started.wait(30), "the generation never started"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_a_client_leaving_a_whole_reply_stops_it_and_frees_its_slot(server, monkeypatch, path):
+    """A non-streamed reply whose client hangs up stops within a few tokens and gives its
+    slot back, so the next client is served instead of getting 429 until max_tokens."""
+    import parrot_lm.serve.completions as app_module
+
+    url, app = server
+    slots = app.state.slots
+    started, made = threading.Event(), []
+
+    class Slow(app_module.TextStream):
+        """Runs to max_tokens at 20 ms a token: 20 s unless the server stops it."""
+
+        def __init__(self, model, tokenizer, *args, **kwargs):
+            super().__init__(model, _NeverEnds(tokenizer), *args, **kwargs)
+            made.append(self)
+
+        def _pieces(self):
+            for piece in super()._pieces():
+                started.set()
+                time.sleep(0.02)
+                yield piece
+
+    max_tokens = 1000
+    body = {"model": LAST, "max_tokens": max_tokens, "temperature": 1.0, "seed": 0}
+    if path == "/v1/completions":
+        body["prompt"] = "Once upon a time"
+    else:
+        body["messages"] = [{"role": "user", "content": "Tell me a long story."}]
+    monkeypatch.setattr(app_module, "TextStream", Slow)
+    held = slots.try_acquire()  # one slot busy elsewhere: the leaving client takes the last
+    assert held is not None and slots.active == 1
+    try:
+        _post_then_hang_up(url, path, body, started)
+        left = time.monotonic()
+        while slots.active > 1 and time.monotonic() - left < 5:
+            time.sleep(0.02)
+        freed_after = time.monotonic() - left
+        assert slots.active == 1, "the slot is still held after the client left"
+        stream = made[0]
+        assert stream.cancelled and stream.finish_reason is None
+        assert stream.elapsed_s is not None  # its token loop has ended, not merely paused
+        assert stream.completion_tokens < 50, stream.completion_tokens
+        print(f"slot freed {freed_after:.3f} s after hang-up, {stream.completion_tokens} tokens")
+        # The next client gets the freed slot.
+        again = post(url, path, {**body, "max_tokens": 2})
+        assert again.status_code == 200, again.text
+        assert again.json()["usage"]["completion_tokens"] == 2
+    finally:
+        held.release()
+    assert slots.active == 0
