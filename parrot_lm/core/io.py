@@ -21,7 +21,7 @@ import errno
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -127,6 +127,29 @@ def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(out.parent)
+
+
+def swap_files_in(
+    stage: Path, directory: Path, files: Sequence[str], marker: str, stale: Iterable[Path] = ()
+) -> None:
+    """Move a complete set of files from `stage` into `directory`, where the file `marker`
+    (e.g. meta.json) is what makes them valid: the old marker goes first, the new files are
+    renamed in, the `stale` files not among them are removed, and the new marker comes last.
+    Files are renamed, never rewritten, so a failure leaves no marker rather than a wrong one.
+
+    Raises StorageError for an OSError while moving.
+    """
+    try:
+        (directory / marker).unlink(missing_ok=True)
+        for name in files:
+            os.replace(stage / name, directory / name)
+        for path in stale:
+            if path.name not in files:
+                path.unlink(missing_ok=True)
+        os.replace(stage / marker, directory / marker)
+    except OSError as e:
+        raise storage_error(directory, e) from e
+    fsync_dir(directory)
 
 
 def _fsync_tree(root: Path) -> None:

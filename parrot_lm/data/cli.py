@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
             f["name"]: {k: f[k] for k in FILTER_REPORT_KEYS if k in f}
             for f in meta.get("filters", [])
         },
+        # Records with no text (field absent, null, not a string): counted, never dropped unseen.
+        **{k: meta[k] for k in ("skipped_rows", "val_skipped_rows") if k in meta},
         **summary,
     }
     print(json.dumps(report, indent=2))

@@ -5,17 +5,24 @@ Idempotent: an artifact whose meta.json records the same config hash is reused a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from parrot_lm.core.checks import check_value, integer, number, show
 from parrot_lm.core.errors import ConfigError, DataError
-from parrot_lm.core.io import remove_stale_temporaries, temp_path
+from parrot_lm.core.io import (
+    remove_stale_temporaries,
+    storage_error,
+    swap_files_in,
+    temp_path,
+)
 from parrot_lm.data import tokenizer as tok
 from parrot_lm.data.filters import (
     Decontaminator,
@@ -27,7 +34,7 @@ from parrot_lm.data.filters import (
     count_filter_tokens,
 )
 from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta
-from parrot_lm.data.sources import iter_documents
+from parrot_lm.data.sources import describe_skipped, iter_documents
 from parrot_lm.data.writer import (
     DEFAULT_SHARD_TOKENS,
     ShardWriter,
@@ -39,6 +46,7 @@ from parrot_lm.data.writer import (
 log = logging.getLogger(__name__)
 
 TOKENIZER_KINDS = ("bpe", "char", "gpt2", "byte")
+TOKENIZER_FILES = (tok.RANKS_FILE, tok.CHARS_FILE)  # what bpe and char save in the data dir
 VAL_FRACTION = number(ge=0, lt=1)  # data.val_fraction (the schema declares it with this)
 BPE_VOCAB = integer(ge=tok.MIN_BPE_VOCAB)
 
@@ -116,16 +124,19 @@ def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
     return filters
 
 
-def build_tokenizer(spec: dict[str, Any], train_docs: list[str], data_dir: Path):
-    """Make (and save, for `bpe` and `char`) the tokenizer from the train split only;
-    return (tokenizer, meta entry)."""
+def build_tokenizer(
+    spec: dict[str, Any], train_docs: Iterable[str], stage: Path, data_dir: Path | None = None
+):
+    """Make (and save into `stage`, for `bpe` and `char`) the tokenizer from the train split
+    only; return (tokenizer, meta entry). Relative GPT-2 file paths are relative to `data_dir`
+    (default: `stage`)."""
     kind = spec.get("kind")
     if kind == "bpe":
         ranks = tok.train_bpe(train_docs, int(spec["vocab_size"]))
-        tok.save_ranks(ranks, data_dir / tok.RANKS_FILE)
+        tok.save_ranks(ranks, stage / tok.RANKS_FILE)
         entry = {"kind": "bpe", "file": tok.RANKS_FILE, "name": f"bpe{spec['vocab_size']}"}
     elif kind == "char":
-        tok.train_char(train_docs, spec.get("max_chars")).save(data_dir / tok.CHARS_FILE)
+        tok.train_char(train_docs, spec.get("max_chars")).save(stage / tok.CHARS_FILE)
         entry = {"kind": "char", "file": tok.CHARS_FILE}
     elif kind == "gpt2":
         entry = {k: spec[k] for k in ("kind", "vocab_bpe", "encoder_json") if spec.get(k)}
@@ -133,7 +144,18 @@ def build_tokenizer(spec: dict[str, Any], train_docs: list[str], data_dir: Path)
         entry = {"kind": kind}
     else:
         raise DataError(f"Unknown tokenizer kind {kind!r}; expected one of bpe, char, gpt2, byte.")
-    return tok.load_tokenizer(entry, data_dir), entry
+    return tok.load_tokenizer(loadable_entry(entry, data_dir or stage), stage), entry
+
+
+def loadable_entry(entry: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """A tokenizer entry whose GPT-2 file paths no longer depend on the directory it is loaded
+    from (they are relative to the final data dir, while the artifact is built aside)."""
+    paths = {
+        key: str(Path(data_dir, Path(entry[key]).expanduser()))
+        for key in ("vocab_bpe", "encoder_json")
+        if entry.get(key)
+    }
+    return {**entry, **paths}
 
 
 def count_filter_tokens_from_spill(
@@ -188,19 +210,19 @@ def prepare_corpus(
                 f"{meta.get('config_hash')}, this one is {digest}); point data.data_dir at a new "
                 "directory, or delete this one to rebuild it."
             )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # The artifact is invalid while it is rebuilt: meta.json goes first and comes back last.
-    (data_dir / META_FILE).unlink(missing_ok=True)
-
     log.info("Preparing %s into %s", source.get("kind"), data_dir)
-    remove_stale_temporaries(data_dir)  # spill dirs and shards of a killed prepare
-    work = temp_path(data_dir / "work")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    # The new artifact is built aside and swapped in only when complete, so until then an
+    # existing one stays valid whatever happens (bad input found late, no space, Ctrl-C).
+    stage = temp_path(data_dir / "staging")
+    created = not data_dir.exists()
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(data_dir)  # the staging dir of a killed prepare
+        shutil.rmtree(stage, ignore_errors=True)
+        (stage / "work").mkdir(parents=True)
         meta = _build(
-            data_dir,
-            work,
+            stage,
+            stage / "work",
             source,
             tokenizer,
             val_fraction,
@@ -209,9 +231,18 @@ def prepare_corpus(
             shard_tokens,
             digest,
             val_source,
+            data_dir,
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        swap_in(stage, data_dir, meta)
+    except BaseException as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:  # a refused first prepare leaves no empty data dir behind
+            with contextlib.suppress(OSError):
+                data_dir.rmdir()
+        if isinstance(e, OSError):  # spill files, renames: what io.py's writers did not word
+            raise storage_error(e.filename or data_dir, e) from e
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
     log.info(
         "Prepared %s train / %s val tokens, vocab %d",
         f"{meta['splits']['train']['num_tokens']:,}",
@@ -222,7 +253,7 @@ def prepare_corpus(
 
 
 def _build(
-    data_dir: Path,
+    stage: Path,
     work: Path,
     source: dict[str, Any],
     tokenizer: dict[str, Any],
@@ -231,47 +262,48 @@ def _build(
     workers: int | None,
     shard_tokens: int,
     digest: str,
-    val_source: dict[str, Any] | None = None,
+    val_source: dict[str, Any] | None,
+    data_dir: Path,
 ) -> dict[str, Any]:
+    """The whole artifact (tokenizer files, shards, meta.json) in `stage`; `data_dir` is where
+    it will live (relative GPT-2 vocabulary paths are relative to it)."""
     doc_filters = build_filters(filters)
+    skipped: dict[str, int] = {}
+    val_skipped: dict[str, int] = {}
     with open(work / "changed.jsonl", "w") as changed:  # what filters removed, for the report
 
         def record_change(i: int, text_in: str, text_out: str | None) -> None:
             changed.write(json.dumps([i, text_in, text_out]) + "\n")
 
-        docs = apply_filters(iter_documents(source), doc_filters, record_change)
-        val_docs = iter_documents(val_source) if val_source else None
+        docs = apply_filters(iter_documents(source, skipped), doc_filters, record_change)
+        val_docs = iter_documents(val_source, val_skipped) if val_source else None
         counts = spill_documents(docs, work, val_fraction, val_docs)
     if counts["train"] + counts["val"] == 0:
-        reason = "after filtering" if doc_filters else "; check its path"
-        raise DataError(f"The {source.get('kind')} source yielded no documents {reason}.")
+        raise DataError(no_documents(source, skipped, bool(doc_filters)))
     if counts["train"] == 0 and val_source:
         raise DataError(f"The {source.get('kind')} source yielded no training documents.")
     if counts["train"] == 0:
         raise DataError("The corpus has 1 document; at least 2 are needed (train and val).")
     if counts["val"] == 0:
-        raise DataError(f"The val source {val_source.get('kind')} yielded no documents.")
+        raise DataError(no_documents(val_source, val_skipped, False, "val source"))
     if counts["replaced"]:
         log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
     sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))
     enc, tok_entry = build_tokenizer(
-        tokenizer, read_spilled(work / "train.jsonl", sample_bytes), data_dir
+        tokenizer, read_spilled(work / "train.jsonl", sample_bytes), stage, data_dir
     )
     dtype = dtype_for_vocab(enc.n_vocab)
     if workers is None:  # processes only pay off once there is real work
         big = (work / "train.jsonl").stat().st_size > 64 * 2**20
         workers = min(8, os.cpu_count() or 1) if big else 1
     splits = {}
+    load_entry = loadable_entry(tok_entry, data_dir)
     for name in ("train", "val"):
-        writer = ShardWriter(data_dir, name, dtype, shard_tokens)
+        writer = ShardWriter(stage, name, dtype, shard_tokens)
         docs = read_spilled(work / f"{name}.jsonl")
-        splits[name] = encode_split(tok_entry, data_dir, docs, writer, workers, f"tokenize {name}")
+        splits[name] = encode_split(load_entry, stage, docs, writer, workers, f"tokenize {name}")
     if doc_filters:
         count_filter_tokens_from_spill(work / "changed.jsonl", doc_filters, enc, splits)
-    keep = {shard["file"] for split in splits.values() for shard in split["shards"]}
-    for stale in data_dir.glob("*_[0-9][0-9][0-9].bin"):  # shards of an older artifact
-        if stale.name not in keep:
-            stale.unlink()
     meta = {
         "source": source,
         "tokenizer": {**tok_entry, "vocab_size": enc.n_vocab, "eot_id": enc.eot_token},
@@ -281,8 +313,40 @@ def _build(
         "val_fraction": val_fraction,
         **({"val_source": val_source} if val_source else {}),
         "filters": [f.stats.to_dict() for f in doc_filters],
+        "skipped_rows": skipped,
+        **({"val_skipped_rows": val_skipped} if val_source else {}),
         "docs_with_replacement_chars": counts["replaced"],
         "config_hash": digest,
         "splits": splits,
     }
-    return write_meta(data_dir, meta)
+    return write_meta(stage, meta)
+
+
+def no_documents(
+    source: dict[str, Any], skipped: dict[str, int], filtered: bool, what: str = "source"
+) -> str:
+    """Why a source gave no document, as one sentence: every record skipped (and why), all
+    filtered out, or nothing there at all."""
+    where = f"The {source.get('kind')} {what} {source.get('path') or source.get('name') or ''}"
+    if sum(skipped.values()):
+        field = source.get("text_field", "text")
+        also = " or filtered out" if filtered else ""
+        return (
+            f"{where.rstrip()} yielded no documents: every record was skipped{also} "
+            f"({describe_skipped(skipped, field)}); set data.source.text_field to the field that "
+            "holds the text, or fix the records."
+        )
+    if filtered:
+        return f"{where.rstrip()} yielded no documents after filtering."
+    return f"{where.rstrip()} yielded no documents; check its path."
+
+
+def swap_in(stage: Path, data_dir: Path, meta: dict[str, Any]) -> None:
+    """Replace the artifact in `data_dir` with the complete one in `stage` (core.io's
+    swap_files_in: meta.json goes first and comes back last); shards and tokenizer files of the
+    old artifact that the new one lacks are removed."""
+    new = [shard["file"] for split in meta["splits"].values() for shard in split["shards"]]
+    if meta["tokenizer"].get("file"):
+        new.append(meta["tokenizer"]["file"])
+    old = [*data_dir.glob("*_[0-9][0-9][0-9].bin"), *(data_dir / f for f in TOKENIZER_FILES)]
+    swap_files_in(stage, data_dir, new, META_FILE, old)

@@ -8,14 +8,25 @@ the builder finds its files differs.
 from __future__ import annotations
 
 import glob
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.core.errors import DataError
+from parrot_lm.core.errors import DataError, ParrotError
+from parrot_lm.core.io import storage_error
 
 log = logging.getLogger(__name__)
+
+# Why a record gave no document: its text field is absent, null, or not a string. (A JSON line
+# without the field reads as null: datasets fills every record out to the file's columns.)
+SKIP_REASONS = ("missing_field", "null", "not_string")
+# datasets logs a reader's failure itself before raising; ParrotLM's sentence says it better.
+_READER_LOGGERS = (
+    "datasets.packaged_modules.json.json",
+    "datasets.packaged_modules.parquet.parquet",
+)
 
 # File extension -> datasets' packaged builder that reads it.
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -60,9 +71,14 @@ def load_source(source: dict[str, Any]):
             kwargs["sample_by"] = source.get("sample_by", "document")
         if builder in ("text", "json"):
             kwargs["encoding_errors"] = source.get("encoding_errors", "strict")
-        dataset = datasets.load_dataset(
-            builder, data_files=files, split="train", streaming=streaming, **kwargs, **cache
-        )
+        for name in _READER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:  # not streamed (a holdout), the files are read here
+            dataset = datasets.load_dataset(
+                builder, data_files=files, split="train", streaming=streaming, **kwargs, **cache
+            )
+        except Exception as e:
+            raise read_error(source, e) from e
     else:
         try:
             dataset = datasets.load_dataset(
@@ -75,11 +91,7 @@ def load_source(source: dict[str, Any]):
                 **cache,
             )
         except Exception as e:  # offline, unknown name, gated, ...
-            raise DataError(
-                f"Could not load hub dataset {source['name']!r} ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}); check the name, the network, or "
-                "download it first with `make download`."
-            ) from e
+            raise read_error(source, e) from e
     return take_holdout(dataset, holdout) if holdout else dataset
 
 
@@ -95,10 +107,19 @@ def take_holdout(dataset, holdout: dict[str, Any]):
     return parts[part]
 
 
-def iter_documents(source: dict[str, Any]) -> Iterator[str]:
-    """Documents as strings, in a deterministic order, up to source['limit'] if set."""
+def iter_documents(source: dict[str, Any], skipped: dict[str, int] | None = None) -> Iterator[str]:
+    """Documents as strings, in a deterministic order, up to source['limit'] if set.
+
+    Records whose text field is absent, null or not a string are skipped, never silently:
+    `skipped` (when given) counts them per reason (SKIP_REASONS) and a warning says how many.
+    A file that cannot be read becomes one DataError sentence naming it (and the line, where
+    there is one).
+    """
     kind = source.get("kind")
     limit = source.get("limit")
+    skipped = {} if skipped is None else skipped
+    for reason in SKIP_REASONS:
+        skipped.setdefault(reason, 0)
     if kind == "stories":
         from parrot_lm.data.stories import generate_stories
 
@@ -111,20 +132,143 @@ def iter_documents(source: dict[str, Any]) -> Iterator[str]:
     dataset = load_source(source)
     count = 0
     try:
-        for row in dataset:
+        for index, row in enumerate(dataset):
             if limit is not None and count >= limit:
-                return
+                break
             if field not in row:
-                raise DataError(
-                    f"Records in {where} have no field {field!r} (fields: {sorted(row)}); set "
-                    "data.source.text_field."
-                )
+                if index == 0:  # the (first file's) schema has no such column: no row has it
+                    raise DataError(
+                        f"Records in {where} have no field {field!r} (fields: {sorted(row)}); set "
+                        "data.source.text_field."
+                    )
+                skipped["missing_field"] += 1  # a later file without the column
+                continue
             text = row[field]
             if isinstance(text, str):
                 count += 1
                 yield text
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{where} contains bytes that are not UTF-8 ({e.reason} at byte {e.start}); fix the "
-            "file or set data.source.encoding_errors=replace to replace them."
-        ) from e
+            else:
+                skipped["null" if text is None else "not_string"] += 1
+    except ParrotError:
+        raise
+    except Exception as e:  # pyarrow, datasets and json errors name no file or line
+        raise read_error(source, e) from e
+    if sum(skipped.values()):
+        log.warning(
+            "Skipped %d records of %s whose %r is not text: %s.",
+            sum(skipped.values()),
+            where,
+            field,
+            describe_skipped(skipped, field),
+        )
+
+
+def describe_skipped(skipped: dict[str, int], field: str = "text") -> str:
+    """`skipped` counts in words, e.g. "3 without the field 'text', 2 null, 1 not a string"."""
+    words = {
+        "missing_field": f"without the field {field!r}",
+        "null": "null (or no such field in a JSON line)",
+        "not_string": "not a string",
+    }
+    return ", ".join(f"{skipped[r]} {words[r]}" for r in SKIP_REASONS if skipped.get(r))
+
+
+def read_error(source: dict[str, Any], error: BaseException) -> ParrotError:
+    """One sentence for a source that could not be read: the malformed file (and line) when
+    one can be found by reading the files again, else what the reader said."""
+    if isinstance(error, ParrotError):
+        return error
+    if source.get("kind") != "files":
+        return DataError(
+            f"Could not load hub dataset {source.get('name')!r} ({type(error).__name__}: "
+            f"{_first_line(error)}); check the name and the network, or download it first "
+            "with `make download`."
+        )
+    builder, files = resolve_files(source["path"])
+    found = find_malformed(builder, files, source.get("encoding_errors", "strict"))
+    if found is not None:
+        return DataError(found)
+    if isinstance(error, OSError):
+        return storage_error(error.filename or source["path"], error, "read")
+    if type(error).__name__ == "CastError":  # datasets.table.CastError: fields differ per file
+        return DataError(
+            f"The files at {source['path']} do not all have the same fields; give one kind of "
+            "record per data.source.path."
+        )
+    return DataError(f"Could not read {source['path']} as {builder} files ({_first_line(error)}).")
+
+
+def find_malformed(builder: str, files: list[str], encoding_errors: str = "strict") -> str | None:
+    """The first malformed file as a sentence naming it (and the line), or None.
+
+    Only called after a reader failed: it reads every file again, line by line.
+    """
+    for file in files:
+        if builder == "parquet":
+            found = _check_parquet(file)
+        else:
+            found = _check_utf8(file) if encoding_errors == "strict" else None
+            if found is None and builder == "json":
+                found = _check_json(file, encoding_errors)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_utf8(file: str) -> str | None:
+    with open(file, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return (
+                    f"{file} line {number} contains bytes that are not UTF-8 ({e.reason} at byte "
+                    f"{e.start + 1} of the line); fix the file or set "
+                    "data.source.encoding_errors=replace to replace them."
+                )
+    return None
+
+
+def _check_json(file: str, encoding_errors: str) -> str | None:
+    with open(file, encoding="utf-8", errors=encoding_errors) as f:
+        lines = f.read().splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if Path(file).suffix == ".json" and not first.lstrip().startswith("{"):
+        try:  # one JSON document (a list of records), not JSON lines
+            json.loads("\n".join(lines))
+        except json.JSONDecodeError as e:
+            return f"{file} line {e.lineno} is not valid JSON (column {e.colno}: {e.msg})."
+        return None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            return (
+                f"{file} line {number} is not valid JSON (column {e.colno}: {e.msg}); fix or "
+                "remove that line."
+            )
+        if not isinstance(record, dict):
+            return (
+                f"{file} line {number} is a JSON {type(record).__name__}, not an object; each "
+                'line must be one record like {"text": "..."}.'
+            )
+    return None
+
+
+def _check_parquet(file: str) -> str | None:
+    import pyarrow.parquet as pq
+
+    try:
+        for _ in pq.ParquetFile(file).iter_batches():
+            pass
+    except Exception as e:  # ArrowInvalid, OSError: whatever pyarrow says, it names no file
+        return f"{file} is not a readable Parquet file ({_first_line(e)}); replace or remove it."
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's message for the inside of a sentence: its first line, no closing period."""
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__

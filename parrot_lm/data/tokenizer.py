@@ -13,41 +13,28 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import pairwise
 from pathlib import Path
 
 import tiktoken
 
 from parrot_lm.core.errors import DataError
 from parrot_lm.core.io import atomic_dir, atomic_write_text
+from parrot_lm.data.files import read_json, read_text
+from parrot_lm.data.gpt2_files import EOT, bytes_to_unicode, read_data_gym_files
+from parrot_lm.data.gpt2_files import write_data_gym_files as write_data_gym_files
 
-EOT = "<|endoftext|>"
 # A byte-level BPE holds the 256 single bytes and the end-of-text token at least.
 MIN_BPE_VOCAB = 257
 # GPT-2's pre-tokenisation regex; the HF ByteLevel pre-tokenizer uses the same one.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 RANKS_FILE = "tokenizer.tiktoken"
 CHARS_FILE = "tokenizer.chars.json"
-DATA_GYM_HEADER = "#version: 0.2"
+REBUILD = "re-run data preparation with --force"
 GPT2_DOWNLOAD_HINT = (
     "The GPT-2 vocabulary could not be downloaded; run once with network access, set "
     "TIKTOKEN_CACHE_DIR to a directory holding tiktoken's cached GPT-2 files, or set "
     "tokenizer.vocab_bpe and tokenizer.encoder_json to local vocab.bpe and encoder.json files."
 )
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from bytes to printable characters (used by byte-level BPE)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> dict[bytes, int]:
@@ -69,7 +56,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> dict[bytes, int]:
     )
     tok.train_from_iterator(texts, trainer=trainer)
     merges = json.loads(tok.to_str())["model"]["merges"]
-    decode = {c: b for b, c in _bytes_to_unicode().items()}
+    decode = {c: b for b, c in bytes_to_unicode().items()}
 
     def to_bytes(token: str) -> bytes:
         return bytes(decode[c] for c in token)
@@ -104,32 +91,43 @@ def save_ranks(ranks: dict[bytes, int], path: Path) -> None:
 
 
 def load_ranks(path: Path) -> dict[bytes, int]:
+    """tiktoken ranks saved by `save_ranks`; a malformed line is one DataError sentence naming
+    the file and the line."""
     ranks = {}
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(read_text(path, REBUILD).splitlines(), 1):
         if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+            try:
+                token, rank = line.split()
+                ranks[base64.b64decode(token, validate=True)] = int(rank)
+            except ValueError as e:  # binascii.Error is a ValueError too
+                raise DataError(
+                    f"{path} line {number} is not `<base64 token> <rank>` ({line[:40]!r}); "
+                    f"{REBUILD}."
+                ) from e
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        raise DataError(f"{path} does not number its tokens 0..n-1, each once; {REBUILD}.")
     return ranks
 
 
-def load_tokenizer(spec: dict, data_dir: Path) -> Tokenizer:
-    """Rebuild the encoding described by a meta.json `tokenizer` entry."""
-    kind = spec["kind"]
+def load_tokenizer(spec: dict, data_dir: Path, where: str | Path = "meta.json") -> Tokenizer:
+    """Rebuild the encoding described by a meta.json `tokenizer` entry (`where` names the file
+    the entry came from, for the sentence when it is wrong)."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind == "gpt2":
         return _load_gpt2(spec, data_dir)
     if kind == "byte":
         return encoding_from_ranks("byte", byte_ranks())
-    if kind == "bpe":
-        path = data_dir / spec.get("file", RANKS_FILE)
+    if kind in ("bpe", "char"):
+        path = data_dir / spec.get("file", RANKS_FILE if kind == "bpe" else CHARS_FILE)
         if not path.is_file():
-            raise FileNotFoundError(f"Tokenizer file {path} is missing; re-run data preparation.")
+            raise DataError(f"Tokenizer file {path} is missing; {REBUILD}.")
+        if kind == "char":
+            return CharTokenizer.load(path)
         return encoding_from_ranks(spec.get("name", "bpe"), load_ranks(path))
-    if kind == "char":
-        path = data_dir / spec.get("file", CHARS_FILE)
-        if not path.is_file():
-            raise FileNotFoundError(f"Tokenizer file {path} is missing; re-run data preparation.")
-        return CharTokenizer.load(path)
-    raise ValueError(f"Unknown tokenizer kind {kind!r}; expected one of gpt2, bpe, byte, char.")
+    raise DataError(
+        f"{where} names an unknown tokenizer kind {kind!r} (expected gpt2, bpe, byte or char); "
+        f"{REBUILD}."
+    )
 
 
 def _load_gpt2(spec: dict, data_dir: Path) -> tiktoken.Encoding:
@@ -153,111 +151,12 @@ def _load_gpt2(spec: dict, data_dir: Path) -> tiktoken.Encoding:
     return load_gpt2_from_files(*paths)
 
 
-# ---- GPT-2 data-gym files (vocab.bpe + encoder.json) --------------------------------------
-#
-# tiktoken.load.data_gym_to_mergeable_bpe_ranks parses these too, but it goes through
-# read_file_cached, which copies even local files into a cache dir keyed by path (and then serves
-# that copy, stale, if the file changes), and it assigns single-byte ranks in its own order, so
-# ranks whose bytes are 0..255 (ours) fail its consistency check. Same algorithm, done here.
-
-
 def load_gpt2_from_files(
     vocab_bpe: Path, encoder_json: Path, name: str = "gpt2"
 ) -> tiktoken.Encoding:
-    """GPT-2 from local data-gym files, for offline machines; EOT is the id after the last rank.
-
-    With the real GPT-2 files this is tiktoken's `gpt2` (50256 ranks, `<|endoftext|>` = 50256).
-    Ids come from encoder.json; vocab.bpe must list exactly the multi-byte tokens, in id order,
-    since tiktoken's merge priority is the id.
-    """
-    decode = {c: b for b, c in _bytes_to_unicode().items()}
-
-    def to_bytes(token: str, path: Path) -> bytes:
-        try:
-            return bytes(decode[c] for c in token)
-        except KeyError as e:
-            raise DataError(f"{path} has token {token!r} outside GPT-2's byte alphabet.") from e
-
-    try:
-        bpe_lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
-        encoder = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"Could not read the GPT-2 vocabulary files: {e}.") from e
-    if bpe_lines and bpe_lines[0].startswith("#version"):
-        bpe_lines = bpe_lines[1:]
-    merges = []
-    for line in bpe_lines:
-        if line:
-            parts = line.split()
-            if len(parts) != 2:
-                raise DataError(f"{vocab_bpe} has a line {line!r} that is not one merge `a b`.")
-            merges.append(to_bytes(parts[0], vocab_bpe) + to_bytes(parts[1], vocab_bpe))
-
-    ranks = {to_bytes(tok, encoder_json): int(rank) for tok, rank in encoder.items()}
-    for special in (EOT.encode(), b"<|startoftext|>"):  # not mergeable, as in tiktoken
-        ranks.pop(special, None)
-    multi = sorted((t for t in ranks if len(t) > 1), key=ranks.__getitem__)
-    if (
-        sorted(ranks.values()) != list(range(len(ranks)))
-        or any(bytes([b]) not in ranks for b in range(256))
-        or merges != multi
-    ):
-        raise DataError(
-            f"{vocab_bpe} and {encoder_json} do not describe the same byte-level BPE "
-            "(every byte, then one merge per multi-byte token in id order, ids 0..n-1)."
-        )
-    return encoding_from_ranks(name, ranks)
-
-
-def write_data_gym_files(ranks: dict[bytes, int], vocab_bpe: Path, encoder_json: Path) -> None:
-    """Export ranks in GPT-2's data-gym format, so other BPE tools (and our gpt2 loader) read them.
-
-    Raises ValueError when the ranks are not a byte-level BPE: ids must be 0..n-1, every byte a
-    token, and every multi-byte token the merge of two tokens with lower ids.
-    """
-    if sorted(ranks.values()) != list(range(len(ranks))):
-        raise ValueError("Ranks must be the ids 0..n-1, each used once.")
-    if any(bytes([b]) not in ranks for b in range(256)):
-        raise ValueError("Ranks must contain all 256 single bytes.")
-    if EOT.encode() in ranks:
-        raise ValueError(f"{EOT!r} cannot be a mergeable token; it is the special EOT.")
-    encode = _bytes_to_unicode()
-
-    def to_str(token: bytes) -> str:
-        return "".join(encode[b] for b in token)
-
-    merges = []
-    for token in sorted((t for t in ranks if len(t) > 1), key=ranks.__getitem__):
-        left, right = _split_merge(token, ranks)
-        merges.append(f"{to_str(left)} {to_str(right)}")
-    encoder = {to_str(t): r for t, r in sorted(ranks.items(), key=lambda item: item[1])}
-    encoder[EOT] = len(ranks)
-    Path(vocab_bpe).write_text("\n".join([DATA_GYM_HEADER, *merges]) + "\n", encoding="utf-8")
-    Path(encoder_json).write_text(json.dumps(encoder, ensure_ascii=False), encoding="utf-8")
-
-
-def _split_merge(token: bytes, ranks: dict[bytes, int]) -> tuple[bytes, bytes]:
-    """The two lower-ranked tokens `token` is merged from.
-
-    First the split tiktoken's own BPE reaches using only lower ranks (the merge the trainer
-    made), else any split into two lower-ranked tokens (the token is then unreachable by BPE,
-    but the merge still records it, so the round trip stays exact).
-    """
-    rank = ranks[token]
-    parts = [bytes([b]) for b in token]
-    while len(parts) > 1:
-        pairs = [(ranks.get(a + b, rank), i) for i, (a, b) in enumerate(pairwise(parts))]
-        best, i = min(pairs)
-        if best >= rank:
-            break
-        parts[i : i + 2] = [parts[i] + parts[i + 1]]
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    for i in range(1, len(token)):
-        left, right = token[:i], token[i:]
-        if ranks.get(left, rank) < rank and ranks.get(right, rank) < rank:
-            return left, right
-    raise ValueError(f"Token {token!r} (rank {rank}) is not a merge of two lower-ranked tokens.")
+    """GPT-2 from local data-gym files, for offline machines (see `read_data_gym_files`); EOT is
+    the id after the last rank, so the real GPT-2 files give tiktoken's `gpt2`."""
+    return encoding_from_ranks(name, read_data_gym_files(vocab_bpe, encoder_json))
 
 
 # ---- Character-level tokenizer ------------------------------------------------------------
@@ -329,8 +228,15 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path: Path) -> CharTokenizer:
-        data = json.loads(Path(path).read_text())
-        return cls(data["chars"], name=data.get("name", "char"))
+        """The vocabulary `save` wrote; DataError naming the file when it is not one."""
+        data = read_json(path, REBUILD)
+        data = data if isinstance(data, dict) else {}
+        try:
+            return cls(data.get("chars"), name=str(data.get("name", "char")))
+        except (TypeError, ValueError) as e:  # not a list of distinct single characters
+            raise DataError(
+                f"{path} holds no list of distinct single characters under 'chars'; {REBUILD}."
+            ) from e
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CharTokenizer):
@@ -392,4 +298,7 @@ def load_tokenizer_dir(path: Path) -> Tokenizer:
     spec_file = Path(path) / SPEC_FILE
     if not spec_file.is_file():
         raise DataError(f"{path} holds no tokenizer ({SPEC_FILE} is missing).")
-    return load_tokenizer(json.loads(spec_file.read_text()), Path(path))
+    spec = read_json(spec_file, "restore the run's tokenizer dir from a copy")
+    if not isinstance(spec, dict):
+        raise DataError(f"{spec_file} is not a JSON object; restore it from a copy.")
+    return load_tokenizer(spec, Path(path), spec_file)

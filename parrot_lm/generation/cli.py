@@ -17,6 +17,7 @@ from typing import Any
 
 from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error, require
 from parrot_lm.core.errors import ConfigError
+from parrot_lm.core.io import storage_error
 from parrot_lm.generation.params import SamplingParams
 
 log = logging.getLogger("parrot_lm.generate")
@@ -29,10 +30,7 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
         if prompts_file == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            path = Path(prompts_file)
-            if not path.is_file():
-                raise ConfigError(f"prompts_file {path} does not exist.")
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_prompt_lines(Path(prompts_file))
         prompts = [line for line in lines if line.strip()]
         if not prompts:
             raise ConfigError(f"prompts_file {prompts_file} holds no prompt.")
@@ -41,6 +39,23 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
     if text is None or not str(text).strip():
         raise ConfigError("The prompt is empty; give prompt=<text>, prompts_file=<file> or stdin.")
     return [str(text)]
+
+
+def read_prompt_lines(path: Path) -> list[str]:
+    """The lines of a prompts file; one sentence naming it when it is missing, unreadable or not
+    UTF-8 text."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(f"prompts_file {path} {what}.")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"prompts_file {path} line {line} is not UTF-8 text ({e.reason}); save it as UTF-8."
+        ) from e
+    except OSError as e:
+        raise storage_error(path, e, "read") from e
 
 
 def sampling_params(cfg: Any) -> SamplingParams:

@@ -250,12 +250,18 @@ class RunDir:
                 "run dir."
             )
         try:
-            return OmegaConf.load(self.run_config)
+            cfg = OmegaConf.load(self.run_config)
         except Exception as e:  # YAML errors of any kind: name the file
             raise ConfigError(
                 f"{self.run_config} is not a readable run config ({type(e).__name__}); restore "
                 "it from a copy or start a new run."
             ) from e
+        if not isinstance(cfg, DictConfig) or not cfg:  # a YAML list, scalar or empty file
+            raise ConfigError(
+                f"{self.run_config} holds no run config mapping; restore it from a copy or start "
+                "a new run."
+            )
+        return cfg
 
     def save_config(self, cfg: DictConfig) -> None:
         """Write the resolved config atomically."""

@@ -180,13 +180,13 @@ def test_interrupted_prepare_leaves_no_valid_artifact(tmp_path):
     import parrot_lm.data.prepare as prepare_mod
 
     real = prepare_mod.iter_documents
-    prepare_mod.iter_documents = lambda source: boom()
+    prepare_mod.iter_documents = lambda source, skipped=None: boom()
     try:
         with pytest.raises(KeyboardInterrupt):
             prepare_corpus(tmp_path, {"kind": "files", "path": "x"}, BPE)
     finally:
         prepare_mod.iter_documents = real
     assert not (tmp_path / "meta.json").exists()
-    assert not list(tmp_path.glob(".work-*"))  # the spill area is cleaned up
+    assert not list(tmp_path.glob(".*"))  # the staging area is cleaned up
     with pytest.raises(DataError, match="no meta.json"):
         read_meta(tmp_path)

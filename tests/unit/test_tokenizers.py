@@ -191,5 +191,5 @@ def test_char_save_load_and_load_tokenizer(tmp_path):
     assert via_spec == ct
     text = 'hello "world"\n'
     assert via_spec.encode_ordinary(text) == ct.encode_ordinary(text)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="nope.json is missing"):
         tok.load_tokenizer({"kind": "char", "file": "nope.json"}, tmp_path)
