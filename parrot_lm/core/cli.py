@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from parrot_lm.core.errors import ConfigError, ParrotError
+from parrot_lm.core.io import storage_error
 
 T = TypeVar("T")
 # The Hydra config tree, shipped inside the package (the repo's conf/ links here), so the
@@ -19,7 +20,11 @@ log = logging.getLogger("parrot_lm")
 
 
 def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn ParrotError (and a non-finite loss) into `error: <sentence>` and exit code 2."""
+    """Turn ParrotError (and a non-finite loss) into `error: <sentence>` and exit code 2.
+
+    An OSError that no stage worded (a disk, a permission, a path of the machine's) becomes
+    the same kind of sentence, naming its path (core/io.py storage_error).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> T:
@@ -28,6 +33,11 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
         except (ParrotError, FloatingPointError) as e:
             log.debug("user error", exc_info=True)
             print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except OSError as e:
+            log.debug("unworded OSError", exc_info=True)
+            error = storage_error(e.filename or "a file", e, "use")
+            print(f"error: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 
     return wrapper

@@ -7,6 +7,8 @@ import logging
 
 import torch
 
+from parrot_lm.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,36 @@ def warn_if_slow_precision(precision: str, accelerator: str) -> bool:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: the GPU when there is one, else the CPU."""
+    """The torch device for a `device=` setting: `auto` is the GPU when there is one, else the
+    CPU; `cpu`, `cuda`, `cuda:<i>`, `mps` must exist on this machine.
+
+    Raises ConfigError (one sentence) for a name torch does not know or a device this machine
+    or this PyTorch build does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(str(name))
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(
+            f"device={name} is not a device name; use auto, cpu, cuda or cuda:<index>."
+        ) from e
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = (
+                "this PyTorch build has no CUDA"
+                if torch.version.cuda is None
+                else "no GPU is visible"
+            )
+            raise ConfigError(f"device={name}, but {why} here; use device=cpu (or auto).")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device={name}, but this machine has {count} GPU(s) (cuda:0 to "
+                f"cuda:{count - 1}); pick one of those, or device=auto."
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name}, but MPS is not available here; use device=cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device={name} is not supported; use auto, cpu, cuda or cuda:<index>.")
+    return device

@@ -48,6 +48,25 @@ def storage_error(path: Path | str, error: OSError, doing: str = "write") -> Sto
     return StorageError(f"Cannot {doing} {path} ({why}); {hint}.")
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse, before anything is written, a directory that cannot be created or written:
+    its nearest existing ancestor must be writable (a read-only filesystem or missing
+    permission fails here with one sentence instead of deep inside a library).
+
+    Raises StorageError naming `path`.
+    """
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if os.access(existing, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    code = errno.EROFS if read_only else errno.EACCES
+    raise storage_error(path, OSError(code, os.strerror(code), str(existing)))
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename inside `directory` durable (a no-op where directories cannot be opened)."""
     try:
@@ -60,6 +79,14 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def discard(path: Path) -> None:
+    """Remove the file `path` if it is there and can be removed: cleaning up after a failed
+    write must not raise over the failure itself (on a read-only filesystem even removing a
+    file that is not there fails)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -79,10 +106,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise storage_error(path, e) from e
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     fsync_dir(path.parent)
 

@@ -214,7 +214,7 @@ def prepare_corpus(
     # The new artifact is built aside and swapped in only when complete, so until then an
     # existing one stays valid whatever happens (bad input found late, no space, Ctrl-C).
     stage = temp_path(data_dir / "staging")
-    created = not data_dir.exists()
+    made = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # innermost first
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(data_dir)  # the staging dir of a killed prepare
@@ -236,9 +236,9 @@ def prepare_corpus(
         swap_in(stage, data_dir, meta)
     except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
-        if created:  # a refused first prepare leaves no empty data dir behind
+        for path in made:  # a refused first prepare leaves no empty dirs behind
             with contextlib.suppress(OSError):
-                data_dir.rmdir()
+                path.rmdir()
         if isinstance(e, OSError):  # spill files, renames: what io.py's writers did not word
             raise storage_error(e.filename or data_dir, e) from e
         raise

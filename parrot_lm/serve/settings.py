@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from parrot_lm.core.errors import ConfigError, SamplingError
+from parrot_lm.core.hardware import pick_device
 from parrot_lm.generation.params import SamplingParams
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -63,6 +64,7 @@ class Settings:
             )
         except SamplingError as e:  # "top_p must be ..." -> "sampling.top_p must be ..."
             raise ConfigError(f"sampling.{e}") from None
+        pick_device(str(cfg["device"]))  # a device this machine lacks fails at start
         return cls(
             outputs_dir=Path(str(cfg["outputs_dir"])),
             host=str(cfg["host"]),

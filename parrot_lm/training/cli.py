@@ -7,6 +7,7 @@ print the composed config, `--help` for the groups and options.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
 from parrot_lm.core.errors import ParrotError
+from parrot_lm.core.io import check_writable
 from parrot_lm.runs.resume import check_resume_argument
 from parrot_lm.runs.run_dir import RunDirSnapshot, discard_refused_run
 
@@ -47,6 +49,17 @@ def train_task(cfg: DictConfig) -> float | None:
         raise
 
 
+def check_output_dirs(args: list[str]) -> None:
+    """Refuse a run or sweep dir given on the command line that cannot be written, before
+    Hydra creates it (its own error would be an OSError line, not ParrotLM's sentence)."""
+    given = dict(arg.partition("=")[::2] for arg in args if "=" in arg)
+    for key in ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"):
+        if given.get(key):
+            check_writable(given[key])
+    if not {"resume", "hydra.run.dir", "paths.log_dir", "paths.root_dir"} & set(given):
+        check_writable(Path.cwd() / "outputs")  # conf/paths/default.yaml's log_dir
+
+
 def continued_run_dirs(args: list[str]) -> list[str]:
     """The run dirs a (non-sweep) command line continues: `resume=<dir>`, `hydra.run.dir=<dir>`."""
     if "-m" in args or "--multirun" in args:
@@ -59,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run `parrot-train` with `argv` (default: sys.argv[1:]); Hydra parses the arguments."""
     args = sys.argv[1:] if argv is None else list(argv)
     exit_on_user_error(check_resume_argument)(args)
+    exit_on_user_error(check_output_dirs)(args)
     _continued[:] = [s for s in map(RunDirSnapshot.take, continued_run_dirs(args)) if s]
     if argv is None:
         train_task()

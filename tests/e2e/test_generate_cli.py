@@ -1,10 +1,16 @@
 """`scripts/generate.py` on a run trained by train.py, as a user runs it: stdout is the text
 alone, prompts from a file and from stdin, batches, and bad input as one sentence."""
 
+import pytest
+import torch
+
+from parrot_lm.evaluation.cli import main as evaluate_main
+from parrot_lm.generation.cli import main as generate_main
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.generation.text import complete_texts
 from parrot_lm.runs.loading import load_model
-from tests.helpers import ROOT, assert_user_error, run_cli
+from parrot_lm.serve.cli import main as chat_main
+from tests.helpers import ROOT, assert_user_error, run_cli, run_main, tree_sha256
 
 
 def greedy(n: int) -> SamplingParams:
@@ -47,3 +53,18 @@ def test_generate_script_refuses_an_empty_prompt_in_one_sentence(tiny_run):
     run_dir, _ = tiny_run
     proc = run_cli(["scripts/generate.py", f"ckpt={run_dir}", "prompt= "], cwd=ROOT)
     assert_user_error(proc, "prompt is empty")
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate", "chat"])
+def test_a_gpu_this_machine_lacks_is_one_sentence(tiny_run, command):
+    """device=cuda where PyTorch sees no GPU (CI, this CPU build): refused before any work."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so device=cuda is valid here")
+    main = {"generate": generate_main, "evaluate": evaluate_main, "chat": chat_main}[command]
+    run = tiny_run[0]
+    before = tree_sha256(run)
+    args = ["device=cuda"] + ([] if command == "chat" else [f"ckpt={run}"])
+    proc = run_main(main, args)
+    assert_user_error(proc, "device=cuda, but")
+    assert "use device=cpu" in proc.stderr
+    assert tree_sha256(run) == before

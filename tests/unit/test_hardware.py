@@ -25,3 +25,28 @@ def test_bf16_on_cpu_without_support_warns_once_in_one_sentence(
     assert len(messages) == int(warns)
     if warns:
         assert "far slower" in messages[0] and messages[0].count(". ") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("cuda", "this PyTorch build has no CUDA here; use device=cpu"),
+        ("cuda:1", "this PyTorch build has no CUDA here"),
+        ("bogus", "device=bogus is not a device name"),
+        ("xla", "device=xla is not supported"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_one_sentence(monkeypatch, name, fragment):
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware.torch.version, "cuda", None)
+    with pytest.raises(hardware.ConfigError, match=fragment.replace("(", r"\(")):
+        hardware.pick_device(name)
+
+
+def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(hardware.torch.cuda, "device_count", lambda: 2)
+    assert hardware.pick_device("cuda:1") == hardware.torch.device("cuda:1")
+    with pytest.raises(hardware.ConfigError, match="has 2 GPU"):
+        hardware.pick_device("cuda:2")
+    assert hardware.pick_device("cpu") == hardware.torch.device("cpu")
