@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False, of_run: bool = True
 ) -> dict[str, Any]:
     """torch.load with weights_only=True; unreadable or foreign files become CheckpointError.
 
     mmap=True maps the tensors instead of reading them: cheap when only the metadata (step,
     hyperparameters, callback state) is wanted, e.g. to list checkpoints.
+    of_run=False also accepts a file that is not a training checkpoint (Lightning's spawn
+    launcher hands the trained weights back to the main process as a bare state dict).
     """
     path = Path(path)
     if not path.is_file():
@@ -33,7 +35,7 @@ def load_checkpoint(
     except Exception as e:  # truncated zip, pickle garbage, disallowed globals, ...
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"Checkpoint {path} is unreadable or corrupt ({first_line}).") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt.get("hyper_parameters", {}):
+    if not isinstance(ckpt, dict) or (of_run and "model" not in ckpt.get("hyper_parameters", {})):
         raise CheckpointError(f"{path} is not a ParrotLM training checkpoint.")
     return ckpt
 

@@ -45,4 +45,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
-        return load_checkpoint(path, map_location=map_location or "cpu")
+        """Weights-only, whatever Lightning loads: the checkpoint a run resumes from (already
+        checked to be this run's by training/run.py select_checkpoint), or the state dict the
+        spawn launcher passes from the trained rank back to the main process."""
+        return load_checkpoint(path, map_location=map_location or "cpu", of_run=False)

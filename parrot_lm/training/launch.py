@@ -128,6 +128,6 @@ def check_multirun_strategy(cfg: DictConfig) -> None:
     if distributed and not spawn:
         raise ConfigError(
             "DDP/FSDP ranks are started by re-running the command, which a local multirun (-m) "
-            "cannot do; sweep with hydra/launcher=slurm, run each job without -m, or set "
-            "for DDP, trainer.strategy.start_method=spawn."
+            "cannot do; sweep with hydra/launcher=slurm, run each job without -m, or, for DDP, "
+            "add +trainer.strategy.start_method=spawn."
         )

@@ -11,8 +11,8 @@ from tests.helpers import DDP, DDP_GLOBAL_BATCH, DDP_STEPS, assert_user_error, t
 from tests.helpers.callbacks import batch_recorder, poison_at
 
 # Scheduling only (tests/conftest.py hands the longest files out first): three two-rank
-# launches and one process.
-SCHEDULE_SECONDS = 60
+# launches, one spawned sweep job and one process.
+SCHEDULE_SECONDS = 110
 GLOBAL_BATCH, STEPS = DDP_GLOBAL_BATCH, DDP_STEPS
 
 
@@ -27,6 +27,24 @@ def test_a_local_multirun_of_ddp_is_refused_with_a_sentence(small_data_dir, tmp_
     )
     assert_user_error(proc, "cannot do; sweep with hydra/launcher=slurm")
     assert not list((tmp_path / "sweep").glob("*/checkpoints/*.ckpt"))
+
+
+def test_a_local_multirun_of_ddp_runs_with_spawned_ranks(small_data_dir, tmp_path):
+    """The README's way round the refusal above: Lightning's spawn launcher hands the trained
+    weights back to the sweep's process through a file that is not a training checkpoint."""
+    proc = train_cli(
+        "trainer=ddp_sim",
+        "+trainer.strategy.start_method=spawn",
+        "optim.lr=1e-3",
+        *DDP,
+        data_dir=small_data_dir,
+        sweep_dir=tmp_path / "sweep",
+        multirun=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "sweep" / "0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == STEPS
+    assert "Final val/loss" in proc.stderr + proc.stdout
 
 
 def test_a_nonfinite_loss_on_one_rank_is_skipped_by_every_rank(small_data_dir, tmp_path):
