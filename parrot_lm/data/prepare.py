@@ -204,6 +204,7 @@ def prepare_corpus(
             log.warning("Existing data in %s is not usable (%s); rebuilding.", data_dir, e)
         else:
             if meta.get("config_hash") == digest:
+                remove_stale_temporaries(data_dir)  # a killed `--force` rebuild's staging dir
                 return meta
             raise DataError(
                 f"{data_dir} already holds a corpus prepared with another config (hash "

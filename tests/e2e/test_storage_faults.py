@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from parrot_lm.evaluation.cli import main as evaluate_main
 from parrot_lm.export.cli import main as export_main
 from tests.helpers import (
     FAULTS,
+    ROOT,
     SMALL_CORPUS,
     assert_user_error,
     output,
@@ -26,6 +29,7 @@ from tests.helpers import (
     train_cli,
     tree_sha256,
 )
+from tests.helpers.cli import cli_timeout
 
 # Scheduling only (tests/conftest.py hands the longest files out first).
 SCHEDULE_SECONDS = 40
@@ -147,3 +151,32 @@ def test_writing_to_a_read_only_disk_is_one_sentence(mount, run_copy, main, args
     proc = run_main(main, argv if main is prepare_main else [f"ckpt={run_copy}", *argv])
     assert_user_error(proc, f"Cannot write {disk / target} (Read-only file system)")
     assert tree_sha256(run_copy.parent) == before
+
+
+# ---- a killed process's temporaries ---------------------------------------------------------
+
+
+def test_a_killed_rebuild_leaves_the_corpus_valid_and_the_next_run_clears_its_staging(tmp_path):
+    """SIGKILL a `--force` rebuild while it builds aside: the old corpus stays valid, and the
+    next prepare of it removes the dead process's staging dir (and keeps a live one's)."""
+    data = tmp_path / "data"
+    args = [f"paths.data_dir={data}", *STORIES]
+    assert run_main(prepare_main, args).returncode == 0
+    corpus = data / "stories"
+    before = tree_sha256(corpus)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    big = [f"paths.data_dir={data}", "data.source.num_documents=20000", "--force"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "prepare.py"), *big], env=env)
+    staging = corpus / f".staging.tmp-{proc.pid}"
+    deadline = time.monotonic() + cli_timeout()
+    while not (staging / "work").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert staging.is_dir(), "the rebuild was killed before it started building"
+    live = corpus / f".staging.tmp-{os.getpid()}"  # this test's own process is alive
+    live.mkdir()
+    assert run_main(prepare_main, args).returncode == 0  # the old corpus, still valid
+    assert not staging.exists() and live.is_dir()
+    live.rmdir()
+    assert tree_sha256(corpus) == before
