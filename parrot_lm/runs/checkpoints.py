@@ -33,8 +33,11 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # truncated zip, pickle garbage, disallowed globals, ...
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"Checkpoint {path} is unreadable or corrupt ({first_line}).") from e
+        # torch's own message is a paragraph (and may suggest weights_only=False, which
+        # ParrotLM never does): its first sentence is what the user needs.
+        first = str(e).strip().splitlines()[0].split(". ")[0].rstrip(".") if str(e).strip() else ""
+        why = f"{type(e).__name__}: {first[:160]}" if first else type(e).__name__
+        raise CheckpointError(f"Checkpoint {path} is unreadable or corrupt ({why}).") from e
     if not isinstance(ckpt, dict) or (of_run and "model" not in ckpt.get("hyper_parameters", {})):
         raise CheckpointError(f"{path} is not a ParrotLM training checkpoint.")
     return ckpt
