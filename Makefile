@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate chat export report test test-fast test-e2e bench browser lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate chat export report test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test-e2e: $(STAMP) ## run the end-to-end tests only (subprocess CLIs, signals, D
 
 bench: $(STAMP) ## measure training (ParrotLM vs a bare loop, MFU), tokenization, prepare memory, generation, evaluation; writes outputs/bench/
 	$(PY) -m benchmarks $(ARGS)
+
+battery: $(STAMP) ## try ~170 bad inputs and faults on every entry point; writes outputs/battery/ (make battery ARGS="--jobs 2")
+	$(PY) -m tools.battery $(ARGS)
 
 # Best effort: without apt-get or root the chat browser test is skipped (unless
 # PARROT_REQUIRE_BROWSER=1, as in .ci/run, makes it fail).
