@@ -7,7 +7,9 @@ Then open http://127.0.0.1:8000/. Overrides as for the other commands:
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -69,4 +71,39 @@ def main(argv: list[str] | None = None) -> None:
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info("Chat page: http://%s:%d/  OpenAI API base: http://%s:%d/v1", shown,
              settings.port, shown, settings.port)  # fmt: skip
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=str(cfg.log_level))
+    sock = bind(settings.host, settings.port)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=str(cfg.log_level)
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port for uvicorn to serve on, bound here so that a port in
+    use or a host that is not this machine's is one ConfigError sentence, not uvicorn's log.
+
+    Raises ConfigError.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(
+            f"host={host} is not a name or address here ({e}); use host=127.0.0.1."
+        ) from e
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} on {host} is already in use; stop what serves there or pick "
+                "another port=<n>."
+            ) from e
+        raise ConfigError(
+            f"Cannot serve on {host}:{port} ({e.strerror or e}); use host=127.0.0.1 or another "
+            "port=<n>."
+        ) from e
+    return sock
