@@ -5,6 +5,7 @@ Idempotent: an artifact whose meta.json records the same config hash is reused a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import json
@@ -46,6 +47,7 @@ from parrot_lm.data.writer import (
 log = logging.getLogger(__name__)
 
 TOKENIZER_KINDS = ("bpe", "char", "gpt2", "byte")
+SAMPLE_BY = ("document", "paragraph", "line")  # datasets' text builder: one example per ...
 TOKENIZER_FILES = (tok.RANKS_FILE, tok.CHARS_FILE)  # what bpe and char save in the data dir
 VAL_FRACTION = number(ge=0, lt=1)  # data.val_fraction (the schema declares it with this)
 BPE_VOCAB = integer(ge=tok.MIN_BPE_VOCAB)
@@ -57,6 +59,20 @@ def check_source_spec(source: dict[str, Any], key: str = "data.source") -> None:
     if not isinstance(source, dict):
         raise ConfigError(f"{key} must be a mapping with a kind, got {show(source)}.")
     check_value(f"{key}.limit", source.get("limit"), integer(ge=1))
+    sample_by = source.get("sample_by")
+    if sample_by not in (None, *SAMPLE_BY):
+        raise ConfigError(
+            f"{key}.sample_by must be one of {', '.join(SAMPLE_BY)}; got {show(sample_by)}."
+        )
+    errors = source.get("encoding_errors")
+    try:
+        if errors is not None:
+            codecs.lookup_error(str(errors))
+    except LookupError:
+        raise ConfigError(
+            f"{key}.encoding_errors must be a Python codec error handler (strict, replace, "
+            f"ignore, ...); got {show(errors)}."
+        ) from None
     if source.get("kind") == "stories":  # one for train and one for val, at least
         check_value(f"{key}.num_documents", source.get("num_documents"), integer(ge=2))
 
@@ -285,8 +301,13 @@ def _build(
         raise DataError(f"The {source.get('kind')} source yielded no training documents.")
     if counts["train"] == 0:
         raise DataError("The corpus has 1 document; at least 2 are needed (train and val).")
-    if counts["val"] == 0:
+    if counts["val"] == 0 and val_source:
         raise DataError(no_documents(val_source, val_skipped, False, "val source"))
+    if counts["val"] == 0:
+        raise DataError(
+            f"The corpus has {counts['train']} document; at least 2 are needed (one for train, "
+            "one for val)."
+        )
     if counts["replaced"]:
         log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
     sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))

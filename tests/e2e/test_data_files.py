@@ -67,6 +67,24 @@ def test_a_source_without_any_text_is_refused_with_why(tmp_path):
 # ---- malformed corpus files ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("text", "flags", "fragment"),
+    [
+        ("One document only.", [], "The corpus has 1 document; at least 2 are needed"),
+        ("One.", ["data.source.encoding_errors=ignore-all"], "must be a Python codec error"),
+        ("One.", ["data.source.sample_by=chapter"], "sample_by must be one of document"),
+    ],
+    ids=["one-document", "encoding-errors", "sample-by"],
+)
+def test_a_one_document_corpus_or_a_bad_reader_setting_is_refused(tmp_path, text, flags, fragment):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(text)
+    args = prepare_args(corpus, tmp_path / "out" / "corpus", "data.source.sample_by=paragraph")
+    proc = run_main(prepare_main, [*args, *flags])
+    assert_user_error(proc, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]  # no dirs left
+
+
 def test_failed_force_rebuild_keeps_the_corpus_byte_for_byte(tmp_path):
     """The real process: a valid corpus, then `--force` from a source broken at line 50."""
     out = tmp_path / "out"
