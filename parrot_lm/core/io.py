@@ -125,6 +125,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# Rust-backed libraries (safetensors, tokenizers) raise their own errors for a failed write,
+# with std::io::Error's text in the message: "... No space left on device (os error 28)".
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def as_os_error(error: BaseException) -> OSError | None:
+    """The OSError behind `error`: itself, one in its cause/context chain, or the errno a
+    Rust-backed library wrote into its message; None when it is not a storage failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        match = _RUST_OS_ERROR.search(str(seen))
+        if match:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary sibling directory of `out`; on a clean exit it replaces `out`
@@ -147,9 +167,12 @@ def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
-    except OSError as e:
+    except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise storage_error(out, e) from e
+        cause = as_os_error(e)
+        if cause is None:
+            raise
+        raise storage_error(out, cause) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

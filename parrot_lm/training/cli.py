@@ -53,8 +53,8 @@ def check_output_dirs(args: list[str]) -> None:
     """Refuse a run or sweep dir given on the command line that cannot be written, before
     Hydra creates it (its own error would be an OSError line, not ParrotLM's sentence)."""
     given = dict(arg.partition("=")[::2] for arg in args if "=" in arg)
-    for key in ("hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"):
-        if given.get(key):
+    for key in ("resume", "hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"):
+        if given.get(key) and given[key] != "null":
             check_writable(given[key])
     if not {"resume", "hydra.run.dir", "paths.log_dir", "paths.root_dir"} & set(given):
         check_writable(Path.cwd() / "outputs")  # conf/paths/default.yaml's log_dir

@@ -124,6 +124,18 @@ def test_an_evaluation_result_on_a_full_disk(mount, run_copy):
     assert tree_sha256(run_copy.parent) == before
 
 
+def test_an_export_on_a_full_disk_is_one_sentence(mount, run_copy):
+    """safetensors writes with its own (Rust) writer; its "os error 28" is worded too."""
+    disk = mount("disk", "64k")
+    before = tree_sha256(run_copy.parent)
+    proc = run_main(
+        export_main, [f"ckpt={run_copy}", f"out={disk / 'export'}", "format=safetensors"]
+    )
+    assert_user_error(proc, f"Cannot write {disk / 'export'} (No space left on device)")
+    assert list(disk.iterdir()) == []
+    assert tree_sha256(run_copy.parent) == before
+
+
 # ---- a read-only disk --------------------------------------------------------------------------
 
 

@@ -242,6 +242,7 @@ RESUME_CASES = [
     resume(
         "resume_data_rebuilt_other_corpus",
         "identity",
+        "data.data_dir=data/stories",  # the case's copy (the run config names the original)
         setup=rebuild_corpus(*DATA, "data.source.seed=7"),
     ),
     resume(
@@ -274,9 +275,18 @@ EVALUATE = [
     evaluate("evaluate_tokenizer_spec_garbage", "malformed", setup=write(SPEC, "{nope")),
     evaluate("evaluate_tokenizer_dir_missing", "filesystem", "tokenizer_dir=nope"),
     evaluate("evaluate_run_config_garbage", "malformed", setup=write(RUN_CONFIG, "::: [not yaml")),
-    evaluate("evaluate_meta_wrong_shape", "malformed", setup=write(META, '{"splits": 5}')),
+    # On the case's copy of the data (the run config names the original's absolute path).
     evaluate(
-        "evaluate_val_shard_truncated", "malformed", setup=truncate("data/stories/val_000.bin")
+        "evaluate_meta_wrong_shape",
+        "malformed",
+        "eval_set.data_dir=data/stories",
+        setup=write(META, '{"splits": 5}'),
+    ),
+    evaluate(
+        "evaluate_val_shard_truncated",
+        "malformed",
+        "eval_set.data_dir=data/stories",
+        setup=truncate("data/stories/val_000.bin"),
     ),
     evaluate(
         "evaluate_text_path_missing",
