@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from parrot_lm.core.errors import ConfigError, ParrotError
 from parrot_lm.core.io import storage_error
@@ -52,11 +53,56 @@ def compose_config(config_dir: str, name: str, overrides: list[str]):
 
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            return compose(name, overrides=overrides)
+            try:
+                return compose(name, overrides=overrides)
+            except (HydraException, OmegaConfBaseException) as e:
+                sentence = override_sentence(str(e), lambda: compose(name, overrides=[]))
+                if sentence is None:
+                    raise
+                raise ConfigError(sentence) from e
     except (HydraException, OmegaConfBaseException) as e:
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
         why = [line for line in lines[1:] if line.startswith("Key ")]  # "Key 'x' is not in struct"
         raise ConfigError(" ".join(lines[:1] + why[:1]) or type(e).__name__) from e
+
+
+def override_sentence(message: str, defaults: Callable[[], Any]) -> str | None:
+    """Hydra's refusal of a mistyped key or an unknown group option, as one sentence with the
+    closest valid names (difflib), or None for any other refusal. `defaults()` composes the
+    config without overrides, for the keys there are."""
+    import difflib
+
+    from omegaconf import OmegaConf
+
+    unknown_key = re.search(r"Could not override '([^']+)'", message)
+    if unknown_key:
+        key = unknown_key.group(1)
+        keys = list(_dotted_keys(OmegaConf.to_container(defaults(), resolve=False)))
+        close = difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
+        leaf = key.rsplit(".", 1)[-1]  # `lr=1e-3` for optim.lr: the last part matches
+        close += [k for k in keys if k.rsplit(".", 1)[-1] == leaf and k not in close][:2]
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return f"{key} is not a config key{hint}; add a new key with +{key}=..."
+    unknown_option = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
+    if unknown_option:
+        group, option = unknown_option.groups()
+        listed = message.split("Available options in", 1)[-1].split("Config search path", 1)[0]
+        options = [line.strip() for line in listed.splitlines()[1:] if line.strip()]
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{group}={option} is not an option of {group}{hint}; choose one of " + (
+            f"{', '.join(options)}." if options else "the files in conf/" + group + "."
+        )
+    return None
+
+
+def _dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    """Every key of a nested dict as `a.b.c`, parents included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            yield path
+            yield from _dotted_keys(value, path + ".")
 
 
 def require(cfg, *keys: str) -> None:

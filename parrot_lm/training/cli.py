@@ -13,8 +13,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
-from parrot_lm.core.errors import ParrotError
+from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error
+from parrot_lm.core.errors import ConfigError, ParrotError
 from parrot_lm.core.io import check_writable
 from parrot_lm.runs.resume import check_resume_argument
 from parrot_lm.runs.run_dir import RunDirSnapshot, discard_refused_run
@@ -49,6 +49,38 @@ def train_task(cfg: DictConfig) -> float | None:
         raise
 
 
+def check_overrides(args: list[str]) -> None:
+    """Compose the config before Hydra does, so that a mistyped key or an unknown group option
+    is one sentence with the closest valid names (core/cli.py compose_config), not Hydra's
+    six lines. A sweep is checked with the first value of each list; Hydra's own settings
+    and the flags (--help, --cfg, -m) are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if any(a.startswith("--") and a != "--multirun" for a in args):
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+    except HydraException as e:
+        raise ConfigError(str(e).strip().splitlines()[0]) from e
+    multirun = "-m" in args or "--multirun" in args
+    plain = []
+    for override in parsed:
+        if override.key_or_group.split("/")[0].split(".")[0] == "hydra":
+            continue
+        if not override.is_sweep_override():
+            plain.append(override.input_line)
+        elif not multirun:
+            raise ConfigError(
+                f"{override.input_line} sweeps over several values; add -m to run one job per "
+                "value, or write a list as key=[a,b]."
+            )
+        elif override.is_discrete_sweep():  # a,b,c: the first; range()/interval(): unchecked
+            first = next(iter(override.sweep_string_iterator()))
+            plain.append(f"{override.input_line.split('=', 1)[0]}={first}")
+    compose_config(str(CONF_DIR), "train", plain)
+
+
 def check_output_dirs(args: list[str]) -> None:
     """Refuse a run or sweep dir given on the command line that cannot be written, before
     Hydra creates it (its own error would be an OSError line, not ParrotLM's sentence)."""
@@ -73,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     exit_on_user_error(check_resume_argument)(args)
     exit_on_user_error(check_output_dirs)(args)
+    exit_on_user_error(check_overrides)(args)
     _continued[:] = [s for s in map(RunDirSnapshot.take, continued_run_dirs(args)) if s]
     if argv is None:
         train_task()

@@ -12,9 +12,27 @@ def train(tmp_path, *overrides):
     return train_cli(*FAST, *overrides, root_dir=tmp_path)
 
 
-def test_unknown_key(tmp_path):
-    proc = train(tmp_path, "optim.lrr=1e-3")  # refused by Hydra itself (exit 1)
-    assert_user_error(proc, "Could not override 'optim.lrr'", code=1)
+@pytest.mark.parametrize(
+    ("override", "sentence"),
+    [
+        ("optim.lrr=1e-3", "optim.lrr is not a config key (did you mean optim.lr?)"),
+        ("lr=1e-3", "lr is not a config key (did you mean optim.lr?)"),
+        ("model=tinny", "model=tinny is not an option of model (did you mean tiny?); choose one"),
+        ("optim.lr=1e-3,3e-4", "sweeps over several values; add -m"),
+    ],
+)
+def test_a_mistyped_key_or_option_names_the_closest(tmp_path, override, sentence):
+    proc = train(tmp_path, override)
+    assert_user_error(proc, sentence)
+    assert proc.stderr.strip().count("\n") == 0  # the sentence alone
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_mistyped_key_in_a_sweep_is_refused_before_any_job(tmp_path):
+    proc = train_cli(*FAST, "optim.lr=1e-3,3e-4", "optim.betass=[0.9,0.95]", root_dir=tmp_path,
+                     multirun=True)  # fmt: skip
+    assert_user_error(proc, "optim.betass is not a config key (did you mean optim.betas?)")
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_unknown_key_added_with_plus(tmp_path):
