@@ -48,16 +48,26 @@ def storage_error(path: Path | str, error: OSError, doing: str = "write") -> Sto
     return StorageError(f"Cannot {doing} {path} ({why}); {hint}.")
 
 
+MIN_FREE_BYTES = 4096  # below this, no file can be written at all
+
+
 def check_writable(path: str | os.PathLike) -> None:
     """Refuse, before anything is written, a directory that cannot be created or written:
-    its nearest existing ancestor must be writable (a read-only filesystem or missing
-    permission fails here with one sentence instead of deep inside a library).
+    its nearest existing ancestor must be writable and its filesystem not full (a read-only
+    filesystem, a missing permission or a full disk fails here with one sentence instead of
+    deep inside a library).
 
     Raises StorageError naming `path`.
     """
     path = Path(path).expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if os.access(existing, os.W_OK | os.X_OK):
+        try:
+            stats = os.statvfs(existing)
+        except OSError:
+            return
+        if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:  # not even one block left
+            raise storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         return
     try:
         read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)

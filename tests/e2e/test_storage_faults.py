@@ -91,6 +91,16 @@ def test_training_on_a_full_disk_stops_with_a_sentence_and_no_temporary(mount, s
     assert tree_sha256(corpus) == before
 
 
+def test_a_run_dir_on_a_disk_with_no_space_at_all_is_refused_before_anything(mount, small_data_dir):
+    """Hydra writes its record before ParrotLM runs; a disk without one free block is refused
+    before that."""
+    disk = mount("disk", "64k")
+    (disk / "filler").write_bytes(b"x" * 65536)
+    proc = train_cli(*TRAIN, "trainer.max_steps=5", run_dir=disk / "run", data_dir=small_data_dir)
+    assert_user_error(proc, f"Cannot write {disk / 'run'} (No space left on device)")
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
 def test_a_forced_rebuild_on_a_full_disk_keeps_the_old_corpus(mount, tmp_path, monkeypatch):
     disk = mount("disk", "400k")
     args = [f"paths.data_dir={disk}", *STORIES]
