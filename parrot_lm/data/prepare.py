@@ -129,7 +129,7 @@ def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
     if spec.get("language"):
         lang = spec["language"]
         filters.append(
-            LanguageFilter(lang["model"], lang.get("lang", "en"), lang.get("threshold", 0.65))
+            LanguageFilter(lang.get("model"), lang.get("lang", "en"), lang.get("threshold", 0.65))
         )
     if spec.get("decontaminate"):
         dec = spec["decontaminate"]
