@@ -25,7 +25,7 @@ install: $(STAMP) ## create .venv and install ParrotLM with dev tools (idempoten
 train: $(STAMP) ## train the tiny default model on the embedded stories (offline, CPU-friendly)
 	$(PY) train.py $(ARGS)
 
-download: $(STAMP) ## fetch lid.176.ftz (and corpora: make download ARGS="lid data=tinystories")
+download: $(STAMP) ## fetch the optional lid.176.bin (and corpora: make download ARGS="lid data=tinystories")
 	$(PY) scripts/download.py $(or $(ARGS),lid)
 
 prepare: $(STAMP) ## prepare a corpus: make prepare ARGS="data=local data.source.path=corpus/"

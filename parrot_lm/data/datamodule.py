@@ -113,6 +113,10 @@ class TokenDataModule(L.LightningDataModule):
             self.val_set = StridedWindows(
                 self.split_stream(meta, "val"), self.context_length, self.val_stride
             )
+        if stage == "fit" and self.trainer is not None:
+            # Before Lightning's sanity validation: a train split too small for one optimizer
+            # step would otherwise be found only after a validation pass.
+            self._train_sampler()
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -137,7 +141,9 @@ class TokenDataModule(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.seed),
         }
 
-    def train_dataloader(self) -> ResumableDataLoader:
+    def _train_sampler(self) -> ResumableSampler:
+        """This rank's sampler over the training windows; DataError when they do not fill one
+        optimizer step (batch_size x accumulate_grad_batches x ranks windows)."""
         rank, world = self._rank_and_world()
         accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
         sampler = ResumableSampler(
@@ -149,6 +155,10 @@ class TokenDataModule(L.LightningDataModule):
                 f"step needs ({self.batch_size * accumulate * world}); lower data.batch_size or "
                 "trainer.accumulate_grad_batches, or use more data."
             )
+        return sampler
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        sampler = self._train_sampler()
         return ResumableDataLoader(
             self.train_set, sampler, self.batch_size, self._position, **self._loader_kwargs()
         )

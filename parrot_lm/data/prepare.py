@@ -39,6 +39,7 @@ from parrot_lm.data.sources import describe_skipped, iter_documents
 from parrot_lm.data.writer import (
     DEFAULT_SHARD_TOKENS,
     ShardWriter,
+    check_val_share,
     encode_split,
     read_spilled,
     spill_documents,
@@ -129,7 +130,7 @@ def build_filters(spec: dict[str, Any] | None) -> list[DocFilter]:
     if spec.get("language"):
         lang = spec["language"]
         filters.append(
-            LanguageFilter(lang["model"], lang.get("lang", "en"), lang.get("threshold", 0.65))
+            LanguageFilter(lang.get("model"), lang.get("lang", "en"), lang.get("threshold", 0.65))
         )
     if spec.get("decontaminate"):
         dec = spec["decontaminate"]
@@ -308,6 +309,8 @@ def _build(
             f"The corpus has {counts['train']} document; at least 2 are needed (one for train, "
             "one for val)."
         )
+    if not val_source:
+        check_val_share(counts, source)
     if counts["replaced"]:
         log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
     sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))

@@ -32,8 +32,14 @@ _READER_LOGGERS = (
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-def resolve_files(path: str | Path) -> tuple[str, list[str]]:
-    """A file, a folder (searched recursively) or a glob -> (builder name, sorted file list)."""
+def resolve_files(path: str | Path) -> list[tuple[str, list[str]]]:
+    """A file, a folder (searched recursively) or a glob -> its files in sorted order, as runs of
+    consecutive files read by the same `datasets` builder: [(builder name, files), ...].
+
+    A folder may mix kinds (.txt notes next to .jsonl exports); each run is loaded with its own
+    builder and the runs are chained, so documents come in sorted-file order whatever the mix.
+    Raises DataError when nothing is found, every file is empty, or a file has another suffix.
+    """
     path = str(path)
     if Path(path).is_dir():
         files = sorted(
@@ -47,38 +53,60 @@ def resolve_files(path: str | Path) -> tuple[str, list[str]]:
     files = [f for f in files if Path(f).stat().st_size > 0]
     if not files:
         raise DataError(f"Every data file at {path} is empty; the corpus has no documents.")
-    kinds = {BUILDERS.get(Path(f).suffix) for f in files}
-    if None in kinds or len(kinds) > 1:
-        suffixes = sorted({Path(f).suffix or "(none)" for f in files})
+    unknown = sorted({Path(f).suffix or "(none)" for f in files if Path(f).suffix not in BUILDERS})
+    if unknown:
         raise DataError(
-            f"Data files at {path} must all be one of .txt, .jsonl or .parquet; found {suffixes}."
+            f"Data files at {path} must each be .txt, .jsonl, .json or .parquet; found {unknown}."
         )
-    return kinds.pop(), files
+    runs: list[tuple[str, list[str]]] = []
+    for f in files:
+        builder = BUILDERS[Path(f).suffix]
+        if runs and runs[-1][0] == builder:
+            runs[-1][1].append(f)
+        else:
+            runs.append((builder, [f]))
+    return runs
 
 
-def load_source(source: dict[str, Any]):
-    """The `datasets` dataset for a `files` or `hub` source: streamed unless a holdout split is
-    asked for (`train_test_split` needs the whole, cached dataset) or streaming is off."""
+def load_source(source: dict[str, Any]) -> list[tuple[Any, str]]:
+    """The `datasets` datasets for a `files` or `hub` source, each with the field that holds its
+    text: [(dataset, field), ...] to be read in order. Streamed unless a holdout split is asked
+    for (`train_test_split` needs the whole, cached dataset) or streaming is off.
+
+    `.txt` runs of a files source read with `sample_by` into the field "text"; .jsonl/.parquet
+    runs use `text_field`. Raises DataError (one sentence) when a source cannot be loaded.
+    """
     import datasets
 
     holdout = source.get("holdout")
     streaming = source.get("streaming", True) and not holdout
     cache = {"cache_dir": source["cache_dir"]} if source.get("cache_dir") else {}
+    field = source.get("text_field", "text")
     if source["kind"] == "files":
-        builder, files = resolve_files(source["path"])
-        kwargs: dict[str, Any] = {}
-        if builder == "text":
-            kwargs["sample_by"] = source.get("sample_by", "document")
-        if builder in ("text", "json"):
-            kwargs["encoding_errors"] = source.get("encoding_errors", "strict")
+        runs = resolve_files(source["path"])
+        if holdout and len(runs) > 1:  # train_test_split splits one dataset, not a chain
+            raise DataError(
+                f"data.source.holdout needs files of one kind, but {source['path']} mixes "
+                f"{' and '.join(sorted({b for b, _ in runs}))} files; hold out from one kind."
+            )
         for name in _READER_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL)
-        try:  # not streamed (a holdout), the files are read here
-            dataset = datasets.load_dataset(
-                builder, data_files=files, split="train", streaming=streaming, **kwargs, **cache
-            )
-        except Exception as e:
-            raise read_error(source, e) from e
+        parts = []
+        for builder, files in runs:
+            kwargs: dict[str, Any] = {}
+            if builder == "text":
+                kwargs["sample_by"] = source.get("sample_by", "document")
+            if builder in ("text", "json"):
+                kwargs["encoding_errors"] = source.get("encoding_errors", "strict")
+            try:  # not streamed (a holdout), the files are read here
+                dataset = datasets.load_dataset(
+                    builder, data_files=files, split="train", streaming=streaming, **kwargs, **cache
+                )
+            except Exception as e:
+                raise read_error(source, e) from e
+            part = take_holdout(dataset, holdout) if holdout else dataset
+            parts.append((part, "text" if builder == "text" else field))
+        return parts
     else:
         try:
             dataset = datasets.load_dataset(
@@ -92,7 +120,7 @@ def load_source(source: dict[str, Any]):
             )
         except Exception as e:  # offline, unknown name, gated, ...
             raise read_error(source, e) from e
-    return take_holdout(dataset, holdout) if holdout else dataset
+    return [(take_holdout(dataset, holdout) if holdout else dataset, field)]
 
 
 def take_holdout(dataset, holdout: dict[str, Any]):
@@ -127,12 +155,11 @@ def iter_documents(source: dict[str, Any], skipped: dict[str, int] | None = None
         return
     if kind not in ("files", "hub"):
         raise DataError(f"Unknown data source kind {kind!r}; expected stories, files or hub.")
-    field = source.get("text_field", "text")
     where = source.get("path") or source.get("name")
-    dataset = load_source(source)
+    parts = load_source(source)
     count = 0
     try:
-        for index, row in enumerate(dataset):
+        for index, row, field in _rows(parts):
             if limit is not None and count >= limit:
                 break
             if field not in row:
@@ -163,6 +190,13 @@ def iter_documents(source: dict[str, Any], skipped: dict[str, int] | None = None
         )
 
 
+def _rows(parts: list[tuple[Any, str]]) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(index within its part, row, text field) over the parts of load_source, in order."""
+    for dataset, field in parts:
+        for index, row in enumerate(dataset):
+            yield index, row, field
+
+
 def describe_skipped(skipped: dict[str, int], field: str = "text") -> str:
     """`skipped` counts in words, e.g. "3 without the field 'text', 2 null, 1 not a string"."""
     words = {
@@ -184,10 +218,11 @@ def read_error(source: dict[str, Any], error: BaseException) -> ParrotError:
             f"{_first_line(error)}); check the name and the network, or download it first "
             "with `make download`."
         )
-    builder, files = resolve_files(source["path"])
-    found = find_malformed(builder, files, source.get("encoding_errors", "strict"))
-    if found is not None:
-        return DataError(found)
+    runs = resolve_files(source["path"])
+    for builder, files in runs:
+        found = find_malformed(builder, files, source.get("encoding_errors", "strict"))
+        if found is not None:
+            return DataError(found)
     if isinstance(error, OSError):
         return storage_error(error.filename or source["path"], error, "read")
     if type(error).__name__ == "CastError":  # datasets.table.CastError: fields differ per file
@@ -195,7 +230,8 @@ def read_error(source: dict[str, Any], error: BaseException) -> ParrotError:
             f"The files at {source['path']} do not all have the same fields; give one kind of "
             "record per data.source.path."
         )
-    return DataError(f"Could not read {source['path']} as {builder} files ({_first_line(error)}).")
+    kinds = " and ".join(sorted({b for b, _ in runs}))
+    return DataError(f"Could not read {source['path']} as {kinds} files ({_first_line(error)}).")
 
 
 def find_malformed(builder: str, files: list[str], encoding_errors: str = "strict") -> str | None:

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,36 +31,82 @@ def spill_documents(
     docs: Iterable[str], work: Path, val_fraction: float, val_docs: Iterable[str] | None = None
 ) -> dict[str, int]:
     """Write documents to work/{train,val}.jsonl as they stream by; every k-th one (k = 1 /
-    val_fraction) goes to val, and the last train document does if val would stay empty.
+    val_fraction) goes to val. Returns counts of documents and characters per split
+    (train, val, train_chars, val_chars) and of documents holding U+FFFD (replaced).
+
+    A corpus of fewer than k documents gets no k-th one: then the val split is the one document
+    whose length is closest to val_fraction of the text among those holding at most half of it
+    (see move_one_to_val), not whichever came last, which for a folder of .txt files is just
+    the last file name (and may be most of the corpus).
 
     With val_docs, val is exactly those documents and every one of `docs` goes to train.
     """
     every = max(2, round(1 / val_fraction)) if val_fraction > 0 and val_docs is None else 0
-    counts = {"train": 0, "val": 0, "replaced": 0}
-    held: str | None = None  # the latest train doc, written once the next one arrives
+    counts = {"train": 0, "val": 0, "train_chars": 0, "val_chars": 0, "replaced": 0}
     with open(work / "train.jsonl", "w") as train, open(work / "val.jsonl", "w") as val:
         for i, doc in enumerate(docs):
             counts["replaced"] += "\ufffd" in doc
-            if every and i % every == every - 1:
-                val.write(json.dumps(doc) + "\n")
-                counts["val"] += 1
-                continue
-            if held is not None:
-                train.write(json.dumps(held) + "\n")
-                counts["train"] += 1
-            held = doc
+            split, out = ("val", val) if every and i % every == every - 1 else ("train", train)
+            out.write(json.dumps(doc) + "\n")
+            counts[split] += 1
+            counts[f"{split}_chars"] += len(doc)
         for doc in val_docs or ():
             counts["replaced"] += "\ufffd" in doc
             val.write(json.dumps(doc) + "\n")
             counts["val"] += 1
-        if held is not None:
-            if counts["val"] == 0 and counts["train"] > 0 and val_docs is None:
-                val.write(json.dumps(held) + "\n")
-                counts["val"] += 1
-            else:
-                train.write(json.dumps(held) + "\n")
-                counts["train"] += 1
+            counts["val_chars"] += len(doc)
+    if counts["val"] == 0 and counts["train"] > 1 and val_docs is None:
+        moved = move_one_to_val(work, val_fraction, counts["train_chars"])
+        counts["train"], counts["val"] = counts["train"] - 1, 1
+        counts["train_chars"], counts["val_chars"] = counts["train_chars"] - moved, moved
     return counts
+
+
+def move_one_to_val(work: Path, val_fraction: float, total_chars: int) -> int:
+    """Move one document of work/train.jsonl to the empty work/val.jsonl; return its length.
+
+    The document moved is the one whose length is closest to val_fraction * total_chars among
+    those of at most half the text (the shortest always qualifies), the first on ties. Reads the
+    spill file three times (choose, copy, rewrite) so memory stays bounded by one document.
+    """
+    target = val_fraction * total_chars
+    best, best_len, best_gap = -1, 0, float("inf")
+    for i, doc in enumerate(read_spilled(work / "train.jsonl")):
+        # With two or more documents the shortest holds at most half, so one always qualifies.
+        if 2 * len(doc) <= total_chars and abs(len(doc) - target) < best_gap:
+            best, best_len, best_gap = i, len(doc), abs(len(doc) - target)
+    copy = work / "train.all.jsonl"
+    with open(work / "train.jsonl") as src, open(copy, "w") as dst:
+        shutil.copyfileobj(src, dst)
+    with open(copy) as src, open(work / "train.jsonl", "w") as train:
+        with open(work / "val.jsonl", "w") as val:
+            for i, line in enumerate(src):
+                (val if i == best else train).write(line)
+    copy.unlink()
+    return best_len
+
+
+def check_val_share(counts: dict[str, int], source: dict[str, Any]) -> None:
+    """Refuse a document-level split whose val part holds more than half of the text.
+
+    `counts` comes from spill_documents (documents and characters per split). A few large
+    documents (a folder of .txt files, each one document) can put most of the corpus in val,
+    which trains on scraps and only fails, or misleads, later; raises DataError (one sentence).
+    """
+    total = counts["train_chars"] + counts["val_chars"]
+    if 2 * counts["val_chars"] <= total:
+        return
+    docs = counts["train"] + counts["val"]
+    inside = (
+        "set data.source.sample_by=paragraph to split inside the .txt files, or add documents"
+        if source.get("kind") == "files"
+        else "add documents"
+    )
+    raise DataError(
+        f"The corpus has {docs} documents and the val split would hold "
+        f"{100 * counts['val_chars'] / total:.0f}% of its text ({counts['val']} of them); "
+        f"{inside}, or give data.val_source."
+    )
 
 
 def read_spilled(path: Path, max_bytes: int | None = None) -> Iterator[str]:

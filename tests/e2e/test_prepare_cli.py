@@ -188,3 +188,35 @@ def test_val_source_is_the_val_split_and_decontaminates_train(tmp_path):
     assert dec["docs_in"] == 180 and report["train"]["num_documents"] == dec["docs_out"]
     # Templated stories share phrases, so some training stories overlap the held-out ones.
     assert dec["removed"]["owt_eval"] == 180 - dec["docs_out"] > 0
+
+
+def test_language_filter_with_no_model_path_end_to_end(tmp_path):
+    """`data.filters.language={lang: en}` needs no download: the bundled lid.176.ftz drops the
+    German, Spanish and French documents of a mixed .jsonl, and meta.json counts them."""
+    from parrot_lm.data.cli import main
+    from parrot_lm.data.shards import read_meta
+    from tests.helpers import run_main
+    from tests.helpers.languages import ENGLISH, FRENCH, GERMAN, SPANISH
+
+    docs = [*ENGLISH, *GERMAN, *SPANISH, *FRENCH] * 2
+    corpus = tmp_path / "mixed.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": d}) for d in docs) + "\n")
+    proc = run_main(
+        main,
+        [
+            "data=local",
+            f"data.source.path={corpus}",
+            f"data.data_dir={tmp_path / 'prepared'}",
+            "data.tokenizer.kind=char",
+            "data.filters.dedup=false",
+            "data.val_fraction=0.25",
+            "data.filters.language={lang: en}",
+        ],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (stats,) = read_meta(tmp_path / "prepared")["filters"]
+    assert stats["name"] == "language_en"
+    assert stats["removed"] == {"other_language": 12}
+    assert (stats["docs_in"], stats["docs_out"]) == (20, 8)
+    summary = json.loads(proc.stdout)
+    assert summary["train"]["num_documents"] + summary["val"]["num_documents"] == 8

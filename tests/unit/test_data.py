@@ -190,3 +190,21 @@ def test_interrupted_prepare_leaves_no_valid_artifact(tmp_path):
     assert not list(tmp_path.glob(".*"))  # the staging area is cleaned up
     with pytest.raises(DataError, match="no meta.json"):
         read_meta(tmp_path)
+
+
+def test_train_split_too_small_for_one_step_is_refused_at_setup(tmp_path):
+    """At setup("fit"), before Lightning's sanity validation runs, not at the first training
+    batch after a validation pass."""
+    from types import SimpleNamespace
+
+    dm = TokenDataModule(
+        str(tmp_path), context_length=16, batch_size=4, source=SOURCE, tokenizer=BPE
+    )
+    dm.prepare_data()
+    windows = len(TokenWindows(dm._shards(dm.meta, "train"), dm.meta["dtype"], 16))
+    step = windows // 4 + 1  # accumulated batches of 4 windows: one more than there are
+    dm.trainer = SimpleNamespace(accumulate_grad_batches=step, global_rank=0, world_size=1)
+    with pytest.raises(DataError, match=f"training split has {windows} windows, fewer than one"):
+        dm.setup("fit")
+    dm.trainer = SimpleNamespace(accumulate_grad_batches=step - 1, global_rank=0, world_size=1)
+    dm.setup("fit")  # exactly enough windows for one optimizer step

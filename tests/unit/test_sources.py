@@ -59,8 +59,39 @@ def test_missing_and_mixed_paths(tmp_path):
         resolve_files(tmp_path / "missing.txt")
     (tmp_path / "a.txt").write_text("x")
     (tmp_path / "b.parquet").write_bytes(b"PAR1")
-    with pytest.raises(DataError, match="must all be one of"):
-        resolve_files(tmp_path)
+    (tmp_path / "c.txt").write_text("y")
+    (tmp_path / "d.txt").write_text("z")
+    runs = resolve_files(tmp_path)  # sorted files, consecutive ones of a kind grouped
+    assert [(b, [f.rsplit("/", 1)[1] for f in fs]) for b, fs in runs] == [
+        ("text", ["a.txt"]),
+        ("parquet", ["b.parquet"]),
+        ("text", ["c.txt", "d.txt"]),
+    ]
+    (tmp_path / "e.csv").write_text("q")
+    with pytest.raises(
+        DataError, match=r"must each be .txt, .jsonl, .json or .parquet; found \['.csv'\]"
+    ):
+        resolve_files(str(tmp_path / "*.*"))
+
+
+def test_mixed_txt_and_jsonl_folder_in_sorted_file_order(tmp_path):
+    """text_field applies to the .jsonl records, sample_by to the .txt files; the documents come
+    file by file in sorted order."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("first para\n\nsecond para\n")
+    (tmp_path / "b.jsonl").write_text(
+        json.dumps({"body": "record one", "text": "not this"})
+        + "\n"
+        + json.dumps({"body": "record two"})
+        + "\n"
+    )
+    (tmp_path / "sub" / "c.txt").write_text("last file")
+    source = files_source(tmp_path, sample_by="paragraph", text_field="body")
+    got = [d.strip() for d in iter_documents(source)]
+    assert got == ["first para", "second para", "record one", "record two", "last file"]
+    assert [d.strip() for d in iter_documents({**source, "limit": 3})] == got[:3]
+    with pytest.raises(DataError, match="holdout needs files of one kind"):
+        list(iter_documents({**source, "holdout": {"test_size": 0.5, "seed": 0}}))
 
 
 def test_hub_failure_is_one_sentence(monkeypatch):
