@@ -128,7 +128,7 @@ class TrainerSchema:
     deterministic: Any = False
     benchmark: bool | None = False
     enable_progress_bar: bool = True
-    enable_model_summary: bool = True
+    enable_model_summary: bool = False  # ParrotLM logs its own one-line model summary
     fast_dev_run: Any = False
     use_distributed_sampler: bool = False
 

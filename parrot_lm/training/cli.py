@@ -100,9 +100,52 @@ def continued_run_dirs(args: list[str]) -> list[str]:
     return [a.split("=", 1)[1] for a in args if a.startswith(keys) and a != "resume=null"]
 
 
+HELP_FLAGS = ("--help", "-h")
+HELP = """ParrotLM train.py: python train.py [group=option] [key=value] [-m for a sweep]
+
+== Configuration groups ==
+Compose your configuration from those groups (group=option)
+
+{groups}
+
+== Config ==
+Override anything in the config (foo.bar=value)
+
+{config}
+Powered by Hydra (https://hydra.cc)
+Use --hydra-help to view Hydra specific help
+"""
+
+
+def config_groups(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Each config group of the conf tree (`model`, `data/source`, ...) and its options; Hydra's
+    own groups (hydra/*) are left to --hydra-help."""
+    groups = {}
+    for folder in sorted(p for p in conf_dir.rglob("*") if p.is_dir()):
+        name = folder.relative_to(conf_dir).as_posix()
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if options and name.split("/")[0] != "hydra":
+            groups[name] = options
+    return groups
+
+
+def app_help(args: list[str]) -> str:
+    """What Hydra's `--help` prints (its default template: the groups and their options, then
+    the composed config with `args`' overrides), in a fraction of its time: Hydra builds a
+    fresh config repository for each of its ~110 groups, 6-8 s on a busy 2-core machine."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(str(CONF_DIR), "train", [a for a in args if a[:1] != "-"])
+    groups = "\n".join(f"{name}: {', '.join(opts)}" for name, opts in config_groups().items())
+    return HELP.format(groups=groups, config=OmegaConf.to_yaml(cfg))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run `parrot-train` with `argv` (default: sys.argv[1:]); Hydra parses the arguments."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if any(a in HELP_FLAGS for a in args):
+        print(exit_on_user_error(app_help)(args), end="")
+        return
     exit_on_user_error(check_resume_argument)(args)
     exit_on_user_error(check_output_dirs)(args)
     exit_on_user_error(check_overrides)(args)

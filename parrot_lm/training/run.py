@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,8 +32,11 @@ from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest
 from parrot_lm.runs.identity import check_data, run_identity, save_run_tokenizer
 from parrot_lm.runs.resume import merge_resume_config
 from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.training.callbacks.progress import StepProgress
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
 from parrot_lm.training.callbacks.samples import TextSamples
+from parrot_lm.training.callbacks.tensorboard import NoEpochScalar
+from parrot_lm.training.console import best_checkpoint, next_steps, quiet_lightning
 from parrot_lm.training.launch import fit_to_launcher, in_multirun
 from parrot_lm.training.lit_module import LitLM, latest_val_loss, val_metric_names
 from parrot_lm.training.speed import apply_speed_settings
@@ -152,6 +156,7 @@ def run(cfg: DictConfig) -> float | None:
 def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     # Lightning 2.6 on torch 2.13 warns about its own internals on every run; not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    quiet_lightning()
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if rank_zero_only.rank > 0:  # one log per run: other ranks only warn
         logging.getLogger("parrot_lm").setLevel(logging.WARNING)
@@ -266,6 +271,10 @@ def build_trainer(
     RNG-state and graceful-stop callbacks. purge_step: the step a resume continues from."""
     graceful = GracefulStop(str(run_dir.checkpoints))
     callbacks = [*instantiate_group(cfg.get("callbacks"), "a callback"), RNGState(), graceful]
+    callbacks.append(NoEpochScalar())
+    # ParrotLM's step line instead of Lightning's epoch bars, unless a bar is configured.
+    if cfg.trainer.enable_progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(StepProgress())
     loggers = [
         instantiate(node, "a logger", **resume_kwargs(node, purge_step))
         for node in group_entries(cfg.get("logger"))
@@ -303,7 +312,8 @@ def resume_kwargs(node: DictConfig, purge_step: int | None) -> dict[str, Any]:
 def finish(
     cfg: DictConfig, trainer: L.Trainer, lit: LitLM, datamodule: TokenDataModule
 ) -> float | None:
-    """Log the final val loss and print the end-of-run sample; returns the val loss."""
+    """Log the final val loss, print the end-of-run sample and where the run's files are with
+    the commands that come next; returns the val loss."""
     val_loss = latest_val_loss(trainer)
     if val_loss is not None:
         name = val_metric_names(trainer)[0]
@@ -312,4 +322,7 @@ def finish(
     if trainer.is_global_zero and params is not None:
         text = sample_text(lit.model, datamodule.load_tokenizer(), cfg.sample.prompt, params)
         print(f"\n--- sample ---\n{text}\n--------------\n", flush=True)
+    if trainer.is_global_zero:
+        run_dir = RunDir(cfg.paths.output_dir)
+        print(next_steps(run_dir, trainer.max_steps, best_checkpoint(trainer)), flush=True)
     return val_loss

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_file_loader import RawEventFileL
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from parrot_lm.report.build import build_report
-from parrot_lm.training.callbacks.hparams import BEST_VAL_LOSS, FINAL_VAL_LOSS, has_hparams_session
+from parrot_lm.training.callbacks.hparams import BEST_VAL_LOSS, has_hparams_session
 from tests.helpers import TINY_DATA, TINY_MODEL, compose_train
 
 
@@ -61,7 +61,7 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
     }
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
-    assert metric_tags == {FINAL_VAL_LOSS, BEST_VAL_LOSS}
+    assert metric_tags == {"val/loss", BEST_VAL_LOSS}  # the final val loss is val/loss's last
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = start.session_start_info.hparams
     for key in (
@@ -86,12 +86,12 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
     assert hp["trainer.precision"].string_value == "32-true"
 
     val = [e.value for e in events.Scalars("val/loss")]
-    (final,) = events.Scalars(FINAL_VAL_LOSS)
-    (best,) = events.Scalars(BEST_VAL_LOSS)
-    assert final.step == 4 and best.step == 4
-    assert math.isclose(final.value, val[-1], rel_tol=1e-6)
+    final, best = events.Scalars("val/loss")[-1], events.Scalars(BEST_VAL_LOSS)
+    assert final.step == 4 and [b.step for b in best] == [0, 2, 4]  # at each validation
     assert math.isclose(final.value, val_loss, rel_tol=1e-6)
-    assert math.isclose(best.value, min(val), rel_tol=1e-6)
+    bests = [min(val[: i + 1]) for i in range(len(val))]  # the lowest so far
+    assert all(math.isclose(b.value, m, rel_tol=1e-6) for b, m in zip(best, bests, strict=True))
+    assert not [t for t in events.Tags()["scalars"] if t.startswith("hp/")]
     assert len(hparams_records(tb)) == 1  # Lightning's own log_hyperparams adds no session
 
     # The best val loss so far travels in the checkpoint, for a resumed run.
@@ -100,7 +100,7 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
 
     # Resuming in the same run dir for 2 more steps (as `resume=<dir> trainer.max_steps=6`
     # would; compose has no command line, so the run's saved config is edited) writes no
-    # second session, and the final metrics move to the new end.
+    # second session, and the metrics go on to the new end.
     assert has_hparams_session(tb)
     run_config = tmp_path / "run" / "run_config.yaml"
     saved = OmegaConf.load(run_config)
@@ -110,7 +110,9 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
     assert len(hparams_records(tb)) == 1
     events = EventAccumulator(str(tb), size_guidance={"scalars": 0}).Reload()
     val = [e.value for e in events.Scalars("val/loss")]
-    final, best = events.Scalars(FINAL_VAL_LOSS)[-1], events.Scalars(BEST_VAL_LOSS)[-1]
+    # The validation at the checkpoint's step is not repeated; its best is logged again.
+    assert [b.step for b in events.Scalars(BEST_VAL_LOSS)] == [0, 2, 4, 6]
+    final, best = events.Scalars("val/loss")[-1], events.Scalars(BEST_VAL_LOSS)[-1]
     assert final.step == best.step == 6
     assert math.isclose(final.value, val_loss, rel_tol=1e-6)
     assert math.isclose(best.value, min(val), rel_tol=1e-6)

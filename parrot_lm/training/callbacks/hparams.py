@@ -1,9 +1,11 @@
-"""TensorBoard HParams: one session per run, its hyperparameters against its final metrics.
+"""TensorBoard HParams: one session per run, its hyperparameters against its validation loss.
 
-At fit start the run's hyperparameters (model.*, optim.*, a few data/trainer keys, seed) are
-written as an HParams session into the run's TensorBoard dir; at the end of training the
-metrics `hp/final_val_loss` and `hp/best_val_loss` are logged at the final step. The HParams
-dashboard shows each metric's last value, so a resumed run updates its own session.
+At the run's first validation its hyperparameters (model.*, optim.*, a few data/trainer keys,
+seed) are written as an HParams session into the run's TensorBoard dir, with two metric
+columns: the validation loss the run logs (`val/loss`, or `val/loss_partial` when validation is
+limited), whose last value the HParams tab shows (the final val loss); and `val/best_loss`, the
+lowest validation so far, logged at each validation. No `hp/*` copies: a column reads the
+scalar of its own tag, so a copy would only add a second plot of the same numbers.
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ from typing import Any
 
 import lightning as L
 
-from parrot_lm.training.lit_module import latest_val_loss
+from parrot_lm.training.lit_module import latest_val_loss, val_metric_names
 
 log = logging.getLogger(__name__)
 
-FINAL_VAL_LOSS = "hp/final_val_loss"
-BEST_VAL_LOSS = "hp/best_val_loss"
-METRICS = (FINAL_VAL_LOSS, BEST_VAL_LOSS)
+BEST_VAL_LOSS = "val/best_loss"
 SESSION_TAG = b"_hparams_/session_start_info"  # torch/tensorboard's HParams session tag
 SCAN_RECORDS = 1000  # records read per events file when looking for a session
 TRAINER_KEYS = ("accumulate_grad_batches", "precision", "max_steps")
@@ -138,7 +138,7 @@ def _tensorboard_logger(trainer: L.Trainer):
 
 
 class HParamsSummary(L.Callback):
-    """Writes the run's HParams session at fit start and its final metrics at train end.
+    """Writes the run's HParams session at its first validation and the best val loss at each.
 
     `extra` holds the config values the module does not know (data.*, seed), nested or flat;
     model.* and optim.* come from the LightningModule's hparams (the resolved values the run
@@ -174,10 +174,12 @@ class HParamsSummary(L.Callback):
         params.update(self.extra)
         return {k: hparam_value(v) for k, v in sorted(params.items())}
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def write_session(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The run's HParams session, once per run dir (a resumed run keeps its first)."""
         logger = _tensorboard_logger(trainer)
-        if logger is None or not trainer.is_global_zero or trainer.fast_dev_run:
+        if self.session_written or logger is None:
             return
+        self.session_written = True  # looked for once per process, written at most once
         if has_hparams_session(logger.log_dir):
             log.info(
                 "HParams: %s already has this run's session; not writing another.", logger.log_dir
@@ -187,43 +189,39 @@ class HParamsSummary(L.Callback):
         # TensorBoardLogger.log_hyperparams(params, metrics): that would also log placeholder
         # metric values at step 0 (shown as the result of a run killed before its end) and add
         # these flat keys to the logger's hparams.yaml next to the nested ones Lightning saved.
+        metrics = (val_metric_names(trainer)[0], BEST_VAL_LOSS)
         writer = logger.experiment._get_file_writer()  # as Lightning's log_hyperparams does
-        for summary in hparams_summaries(self.collect(trainer, pl_module), METRICS):
+        for summary in hparams_summaries(self.collect(trainer, pl_module), metrics):
             writer.add_summary(summary)
         writer.flush()
-        self.session_written = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        """At each validation (the one before training included): write the session the first
+        time (its metric column is the loss name validation logs), log the best so far."""
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.fast_dev_run:
             return
         value = latest_val_loss(trainer)
         if value is None:
             return
-        value = float(value)
+        self.write_session(trainer, pl_module)
         if math.isfinite(value) and (self.best_val_loss is None or value < self.best_val_loss):
             self.best_val_loss = value
-
-    def _log_metrics(self, trainer: L.Trainer) -> None:
         logger = _tensorboard_logger(trainer)
-        if logger is None or not trainer.is_global_zero or trainer.fast_dev_run:
-            return
-        final = latest_val_loss(trainer)
-        metrics = {}
-        if final is not None:
-            metrics[FINAL_VAL_LOSS] = float(final)
-        if self.best_val_loss is not None:
-            metrics[BEST_VAL_LOSS] = self.best_val_loss
-        if metrics:
-            logger.log_metrics(metrics, step=trainer.global_step)
-            logger.experiment.flush()
+        if logger is not None and self.best_val_loss is not None:
+            logger.log_metrics({BEST_VAL_LOSS: self.best_val_loss}, step=trainer.global_step)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._log_metrics(trainer)
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
-    ) -> None:
-        try:  # best effort: the dashboard then shows where the run got to
-            self._log_metrics(trainer)
-        except Exception:  # never mask the exception that ended the run
-            log.debug("HParams: could not log the metrics after an exception", exc_info=True)
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A resumed run's loggers drop what was logged from its checkpoint's step on, and a
+        validation at that very step is not repeated (LitLM logs its metrics again, see its
+        on_train_start): the best so far is logged again too, so its curve has no gap."""
+        last = getattr(pl_module, "last_validation", None)
+        logger = _tensorboard_logger(trainer)
+        if (
+            trainer.global_step > 0
+            and last
+            and last["step"] == trainer.global_step
+            and self.best_val_loss is not None
+            and logger is not None
+            and trainer.is_global_zero
+        ):
+            logger.log_metrics({BEST_VAL_LOSS: self.best_val_loss}, step=trainer.global_step)

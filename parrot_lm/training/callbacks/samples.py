@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.generation.text import sample_text
+from parrot_lm.training.callbacks.tensorboard import sample_markdown
 
 
 class TextSamples(L.Callback):
@@ -42,5 +43,5 @@ class TextSamples(L.Callback):
         ]
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                text = "\n\n".join(f"    {s}" for s in self.last_samples)  # markdown code block
+                text = sample_markdown(self.last_samples)  # wrapped Markdown code blocks
                 logger.experiment.add_text("samples", text, global_step=trainer.global_step)
