@@ -144,9 +144,7 @@ def test_a_name_that_matches_nothing_lists_the_newest_runs(outputs):
 
 
 # -- failed runs ----------------------------------------------------------------------------
-def test_a_run_that_raises_is_marked_failed_and_a_refused_one_leaves_nothing(
-    tmp_path, small_data_dir
-):
+def test_a_run_that_raises_is_marked_failed_and_skipped(tmp_path, small_data_dir):
     crash = ["+callbacks.crash._target_=tests.helpers.callbacks.RaiseAt", "+callbacks.crash.step=3"]
     proc = train_cli(
         *TINY, "name=crashed", "trainer.max_steps=6", "ckpt_every_n_steps=2", *crash,
