@@ -103,6 +103,7 @@ class DataSchema:
     batch_size: int = checked(16, integer(ge=1))
     num_workers: int = checked(0, integer(ge=0))
     seed: int = checked(0, integer(ge=0, le=MAX_SEED))
+    overfit_batches: int = checked(0, integer(ge=0))  # debug=overfit: train on this many batches
 
 
 @dataclass
@@ -157,6 +158,7 @@ class SampleSchema:
 @dataclass
 class TrainSchema:
     task_name: str = "train"
+    name: str | None = None  # the run dir's name (runs/run_dir.py check_run_name)
     seed: int = checked(1337, integer(ge=0, le=MAX_SEED))
     resume: str | None = None
     ckpt_path: str | None = None
@@ -181,6 +183,7 @@ class EvaluateSchema:
     context, checked once the checkpoint is loaded."""
 
     ckpt: str = "???"
+    outputs_dir: str = "outputs"  # where ckpt=latest and ckpt=<run name> look
     tokenizer_dir: str | None = None
     stride: int | None = checked(None, integer(ge=1))
     batch_size: int = checked(8, integer(ge=1))

@@ -105,6 +105,12 @@ def _dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
             yield from _dotted_keys(value, path + ".")
 
 
+def ckpt_alias(argv: list[str]) -> list[str]:
+    """The scripts' argv with `ckpt_path=` (training's name for "which checkpoint") read as
+    their `ckpt=`, so the one key train.py takes works for every script too."""
+    return [f"ckpt={a.split('=', 1)[1]}" if a.startswith("ckpt_path=") else a for a in argv]
+
+
 def require(cfg, *keys: str) -> None:
     """Fail with a sentence when a mandatory (`???`) config value was not given."""
     from omegaconf import OmegaConf

@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from filelock import FileLock
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from parrot_lm.core.errors import DataError
 from parrot_lm.data.dataset import StridedWindows, TokenStream, TokenWindows
@@ -38,6 +38,7 @@ class TokenDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         name: str | None = None,
+        overfit_batches: int = 0,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -52,8 +53,9 @@ class TokenDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.name = name
-        self.train_set: TokenWindows | None = None
-        self.val_set: TokenWindows | None = None
+        self.overfit_batches = overfit_batches
+        self.train_set: TokenWindows | Subset | None = None
+        self.val_set: TokenWindows | Subset | None = None
         self._tokenizer: Tokenizer | None = None
 
     def prepare_data(self) -> None:
@@ -112,6 +114,14 @@ class TokenDataModule(L.LightningDataModule):
             self.train_set = self._windows(meta, "train")
             self.val_set = StridedWindows(
                 self.split_stream(meta, "val"), self.context_length, self.val_stride
+            )
+        if self.overfit_batches and not isinstance(self.train_set, Subset):
+            # debug=overfit: the first windows only, trained and scored over and over (Lightning's
+            # own overfit_batches swaps in a SequentialSampler, which the resumable loader refuses)
+            accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
+            count = self.overfit_batches * self.batch_size * accumulate
+            self.train_set = self.val_set = Subset(
+                self.train_set, range(min(count, len(self.train_set)))
             )
         if stage == "fit" and self.trainer is not None:
             # Before Lightning's sanity validation: a train split too small for one optimizer

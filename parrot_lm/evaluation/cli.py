@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error, require
+from parrot_lm.core.cli import CONF_DIR, ckpt_alias, compose_config, exit_on_user_error, require
 
 log = logging.getLogger("parrot_lm.evaluation.perplexity")
 
@@ -19,7 +19,8 @@ log = logging.getLogger("parrot_lm.evaluation.perplexity")
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """`parrot-evaluate ckpt=<run dir> [overrides]` (argv default: sys.argv[1:])."""
-    cfg = compose_config(str(CONF_DIR), "evaluate", sys.argv[1:] if argv is None else argv)
+    argv = ckpt_alias(sys.argv[1:] if argv is None else list(argv))
+    cfg = compose_config(str(CONF_DIR), "evaluate", argv)
     require(cfg, "ckpt")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = validate_evaluate_config(cfg)  # stride, batch_size, max_tokens: in range
     eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
-    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
+    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir, cfg.outputs_dir)
     context = loaded.model.cfg.context_length
     stride = cfg.stride if cfg.stride is not None else max(1, context // 2)
     if not 1 <= stride <= context:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error
+from parrot_lm.core.cli import CONF_DIR, ckpt_alias, compose_config, exit_on_user_error
 from parrot_lm.core.errors import ConfigError
 
 USAGE = "parrot-export ckpt=<run dir or .ckpt file> [format=hf|safetensors]"
@@ -20,7 +20,7 @@ USAGE = "parrot-export ckpt=<run dir or .ckpt file> [format=hf|safetensors]"
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """`parrot-export ckpt=<...> [overrides]` (argv default: sys.argv[1:])."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = ckpt_alias(sys.argv[1:] if argv is None else list(argv))
     if any(arg in ("-h", "--help") for arg in argv):
         print(__doc__)
         return
@@ -41,5 +41,6 @@ def main(argv: list[str] | None = None) -> None:
         force=bool(cfg.force),
         dtype=cfg.dtype,
         tokenizer_dir=cfg.tokenizer_dir,
+        outputs_dir=cfg.outputs_dir,
     )
     print(out)

@@ -80,15 +80,17 @@ def export_checkpoint(
     force: bool = False,
     dtype: str = "float32",
     tokenizer_dir: str | Path | None = None,
+    outputs_dir: str | Path = "outputs",
 ) -> Path:
-    """Export a checkpoint (or run dir) and return the output directory."""
+    """Export a checkpoint (or run dir, run name, `latest`: runs/loading.py resolve_checkpoint,
+    looking in `outputs_dir`) and return the output directory."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
     if fmt == "hf" and importlib.util.find_spec("transformers") is None:
         raise ExportError(TRANSFORMERS_HINT)
-    ckpt_path = resolve_checkpoint(ckpt)
+    ckpt_path = resolve_checkpoint(ckpt, outputs_dir)
     out_dir = Path(out).expanduser() if out else default_out_dir(ckpt_path, fmt)
     check_out_dir(out_dir, force, ckpt_path)
     tok_dir = Path(tokenizer_dir).expanduser() if tokenizer_dir else find_tokenizer_dir(ckpt_path)

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error, require
+from parrot_lm.core.cli import CONF_DIR, ckpt_alias, compose_config, exit_on_user_error, require
 from parrot_lm.core.errors import ConfigError
 from parrot_lm.core.io import storage_error
 from parrot_lm.generation.params import SamplingParams
@@ -76,7 +76,8 @@ def sampling_params(cfg: Any) -> SamplingParams:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """Print the continuation of each prompt; argv: Hydra overrides (None: sys.argv[1:])."""
-    cfg = compose_config(str(CONF_DIR), "generate", sys.argv[1:] if argv is None else argv)
+    argv = ckpt_alias(sys.argv[1:] if argv is None else list(argv))
+    cfg = compose_config(str(CONF_DIR), "generate", argv)
     require(cfg, "ckpt")
     if cfg.leaderboard:  # stdout is graded: nothing but the text
         warnings.filterwarnings("ignore")
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     from parrot_lm.generation.text import complete_texts
     from parrot_lm.runs.loading import load_model
 
-    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir)
+    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir, cfg.outputs_dir)
     log.info("Loaded %s (step %d)", loaded.path, loaded.step)
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parrot_lm.runs.run_dir import RunDir
+
 
 @dataclass
 class Series:
@@ -91,8 +93,11 @@ class Job:
 
     @property
     def status(self) -> str:
-        """done: last.ckpt is at trainer.max_steps (or beyond); failed: no events and not done;
-        incomplete otherwise (crashed, stopped, or still running)."""
+        """failed: training raised (the run's FAILED marker), or no events and not done; done:
+        last.ckpt is at trainer.max_steps (or beyond); incomplete otherwise (stopped, still
+        running, or crashed without a marker: killed)."""
+        if RunDir(self.path).is_failed():
+            return "failed"
         finished = (
             self.ckpt_step is not None
             and self.max_steps is not None

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from parrot_lm.report.jobs import Job
+from parrot_lm.runs.run_dir import RunDir
 
 # report.csv's columns and report.md's headers, in order; the Markdown table has no `dir`
 # column and right-aligns its numbers (every column after `overrides`).
@@ -30,11 +31,13 @@ _MD_RIGHT = set(MD_HEADER[3:])
 
 
 def sort_jobs(jobs: list[Job]) -> list[Job]:
-    """Best val loss first; jobs without one last, in their discovery order."""
+    """Best val loss first; jobs without one, then runs marked FAILED (training raised) last,
+    in their discovery order: a failed run never tops the table."""
     order = {id(j): i for i, j in enumerate(jobs)}
     return sorted(
         jobs,
         key=lambda j: (
+            RunDir(j.path).is_failed(),
             j.best[0] is None,
             j.best[0] if j.best[0] is not None else 0.0,
             order[id(j)],

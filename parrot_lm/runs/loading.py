@@ -1,5 +1,10 @@
 """Load a trained checkpoint for inference: the plain-torch GPT and the tokenizer it was trained
-with (saved by training in `<run dir>/tokenizer/`, beside `<run dir>/checkpoints/`)."""
+with (saved by training in `<run dir>/tokenizer/`, beside `<run dir>/checkpoints/`).
+
+"Which checkpoint" is answered here once, for evaluate, generate, export, chat and training's
+ckpt_path (`resolve_checkpoint`): a .ckpt file, a run dir, a run name under `<outputs>/runs`
+(or `<outputs>/multiruns`), or `latest`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from parrot_lm.data.tokenizer import SPEC_FILE, Tokenizer, load_tokenizer_dir
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.runs.checkpoints import load_checkpoint
 from parrot_lm.runs.identity import check_tokenizer
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.run_dir import LATEST, MULTIRUNS, RUN_CONFIG, RUNS, RunDir
 
 MODEL_PREFIX = "model."  # LitLM keeps the GPT as `self.model`
 
@@ -28,14 +33,88 @@ class LoadedModel:
     model_config: dict[str, Any]
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A .ckpt file, or a run dir / checkpoints dir (-> its newest last.ckpt or step file)."""
-    path = Path(path).expanduser()
+def resolve_checkpoint(spec: str | Path, outputs_dir: str | Path = "outputs") -> Path:
+    """The checkpoint `spec` names: a .ckpt file; a run dir or checkpoints dir (its last.ckpt,
+    else its highest step file); `latest` (`latest_checkpoint`); or a run name, a path under
+    `<outputs_dir>/runs` or `<outputs_dir>/multiruns` (`name=` of train.py). CheckpointError
+    with the newest run names when it names nothing."""
+    text = str(spec)
+    outputs = Path(outputs_dir).expanduser()
+    if text == LATEST:
+        return latest_checkpoint(outputs)
+    path = Path(text).expanduser()
     if path.is_dir():
         return RunDir(path).resolve_checkpoint()
-    if not path.is_file():
+    if path.is_file():
+        return path
+    named = run_named(outputs, text)
+    if named is not None:
+        return RunDir(named).resolve_checkpoint()
+    if path.suffix == ".ckpt":
         raise CheckpointError(f"Checkpoint {path} does not exist.")
-    return path
+    newest = ", ".join(run_names(outputs)[:5]) or f"none yet under {outputs / RUNS}"
+    raise CheckpointError(
+        f"Checkpoint {path} does not exist, and no run under {outputs} is called {text}; the "
+        f"newest runs: {newest} (or ckpt=latest)."
+    )
+
+
+def run_named(outputs: Path, name: str) -> Path | None:
+    """`<outputs>/runs/<name>` (or `<outputs>/multiruns/<name>`, a sweep job) when it is a dir;
+    a name leaving `outputs` (`..`, an absolute path) is none."""
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        return None
+    for kind in (RUNS, MULTIRUNS):
+        candidate = outputs / kind / name
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def run_dirs(outputs: Path) -> list[Path]:
+    """Every run (and sweep job) dir under `outputs`, newest first by its start time (the
+    mtime of its run_config.yaml, written when training starts); hidden dirs skipped."""
+    if not outputs.is_dir():
+        return []
+    found = [
+        p.parent
+        for p in outputs.rglob(RUN_CONFIG)
+        if not any(part.startswith(".") for part in p.relative_to(outputs).parts)
+    ]
+    return sorted(found, key=lambda p: (-(p / RUN_CONFIG).stat().st_mtime, str(p)))
+
+
+def run_names(outputs: Path) -> list[str]:
+    """The names `ckpt=` takes for the runs under `<outputs>/runs` that hold a checkpoint
+    (not a run starting now), newest first."""
+    root = outputs / RUNS
+    return [
+        p.relative_to(root).as_posix()
+        for p in run_dirs(outputs)
+        if p.is_relative_to(root) and RunDir(p).checkpoint_candidates()
+    ]
+
+
+def latest_checkpoint(outputs: Path) -> Path:
+    """`ckpt=latest`: of the runs under `outputs` that did not fail (no FAILED marker), the one
+    whose checkpoint file was written last (file mtime), and of it the file `ckpt=<run dir>`
+    picks (last.ckpt, else the highest step)."""
+    newest: tuple[float, Path] | None = None
+    for run in run_dirs(outputs):
+        run_dir = RunDir(run)
+        if run_dir.is_failed():
+            continue
+        for ckpt in run_dir.checkpoint_candidates():
+            mtime = ckpt.stat().st_mtime
+            if newest is None or mtime > newest[0]:
+                newest = (mtime, run)
+    if newest is None:
+        raise CheckpointError(
+            f"ckpt=latest found no checkpoint of a run that did not fail under {outputs}; train "
+            "one first, or set outputs_dir=<dir> (or ckpt=<run dir or .ckpt file>)."
+        )
+    return RunDir(newest[1]).resolve_checkpoint()
 
 
 def find_tokenizer_dir(ckpt_path: Path) -> Path:
@@ -63,10 +142,12 @@ def load_model(
     path: str | Path,
     device: str | torch.device = "cpu",
     tokenizer_dir: str | Path | None = None,
+    outputs_dir: str | Path = "outputs",
 ) -> LoadedModel:
-    """Checkpoint (or run dir) -> GPT in eval mode on `device`, and its tokenizer (checked to be
-    the vocabulary the checkpoint was trained with, runs/identity.py)."""
-    ckpt_path = resolve_checkpoint(path)
+    """Checkpoint (or run dir, run name, `latest`: resolve_checkpoint) -> GPT in eval mode on
+    `device`, and its tokenizer (checked to be the vocabulary the checkpoint was trained with,
+    runs/identity.py)."""
+    ckpt_path = resolve_checkpoint(path, outputs_dir)
     ckpt = load_checkpoint(ckpt_path)
     tok_dir = Path(tokenizer_dir) if tokenizer_dir else find_tokenizer_dir(ckpt_path)
     tokenizer = load_tokenizer_dir(tok_dir)

@@ -10,16 +10,23 @@
   csv/                CSVLogger's metrics.csv (logger=csv)
   eval/               scripts/evaluate.py results, one JSON per checkpoint, eval set and stride
   export/<format>/    scripts/export.py outputs
+  fit-profiler.txt    SimpleProfiler reports (debug=profiler; validate-profiler.txt too)
+  FAILED              written when training raised (its first line says what); see mark_failed
 ```
+
+Where run dirs go: `<log dir>/runs/<date>/<time>` or `<log dir>/runs/<name>` (name=...), and
+sweeps under `<log dir>/multiruns/`; scripts find a run by that name (runs/loading.py).
 
 Every stage asks a `RunDir` for these paths; no other module spells them.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +43,10 @@ CSV = "csv"
 EVAL = "eval"
 EXPORT = "export"
 HYDRA = ".hydra"
+FAILED = "FAILED"
+RUNS = "runs"  # <log dir>/runs/<date>/<time> or <log dir>/runs/<name>
+MULTIRUNS = "multiruns"  # <log dir>/multiruns/<date>/<time>/<job number> (or <name>/<job>)
+LATEST = "latest"  # ckpt=latest: a word, so never a run name
 JOB_LOG = "train.log"  # Hydra's job log (conf/hydra/default.yaml names the job `train`)
 LAST = "last.ckpt"
 STEP_RE = re.compile(r"step(\d+)\.ckpt$")
@@ -47,24 +58,66 @@ def step_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def default_run_dir(resume: str | None, log_dir: str, timestamp: str) -> str:
-    """Hydra's run dir: the resumed run's own dir, a stable per-job dir under SLURM (so a
-    requeued job finds its checkpoints), or a new dir named after the start time that this
-    process creates itself (`claim_dir`), so runs started in the same second never share one."""
+def check_run_name(name: str | None) -> str | None:
+    """`name=` as a dir name under runs/ (or multiruns/): one path part, not `.`/`..`, not the
+    word `latest`; ConfigError otherwise. None (no name) passes."""
+    if name is None:
+        return None
+    text = str(name)
+    if not text.strip() or "/" in text or "\\" in text or ".." in text:
+        raise ConfigError(
+            f"name={text!r} cannot name a run dir: it must be one non-empty dir name without "
+            "'/' or '..' (e.g. name=baseline-lr3e-4)."
+        )
+    if text.startswith(".") or text == LATEST:  # hidden dirs are skipped; `latest` is a word
+        why = "ckpt=latest means the newest run" if text == LATEST else "dot dirs are hidden"
+        raise ConfigError(f"name={text} cannot name a run ({why}); choose another name.")
+    return text
+
+
+def default_run_dir(
+    resume: str | None,
+    log_dir: str,
+    timestamp: str,
+    name: str | None = None,
+    fast_dev_run: object = False,
+) -> str:
+    """Hydra's run dir: the resumed run's own dir, a temporary one for a fast dev run (it keeps
+    nothing: `scratch_dir`), a stable per-job dir under SLURM (so a requeued job finds its
+    checkpoints; `<name>-slurm-<id>` with a name), or a new dir named after `name` (else the
+    start time) that this process creates itself (`claim_dir`: `-2`, `-3` ... when taken), so
+    no two runs share one."""
     if resume:
         return str(resume)
+    name = check_run_name(name)
+    if fast_dev_run:
+        return scratch_dir("fdr")
     job_id = os.environ.get("SLURM_JOB_ID")
     interactive = os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive")
     if job_id and not interactive:
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"{log_dir}/runs/slurm-{job_id}" + (f"_{task}" if task else "")
-    return claim_dir(f"{log_dir}/runs/{timestamp}")
+        prefix = f"{name}-" if name else ""
+        return f"{log_dir}/{RUNS}/{prefix}slurm-{job_id}" + (f"_{task}" if task else "")
+    return claim_dir(f"{log_dir}/{RUNS}/{name or timestamp}")
 
 
-def default_sweep_dir(log_dir: str, timestamp: str) -> str:
-    """Hydra's multirun dir: a new dir named after the start time, claimed like a run dir, so
-    two sweeps started in the same second keep their jobs apart."""
-    return claim_dir(f"{log_dir}/multiruns/{timestamp}")
+def default_sweep_dir(
+    log_dir: str, timestamp: str, name: str | None = None, fast_dev_run: object = False
+) -> str:
+    """Hydra's multirun dir: a new dir named after `name` (else the start time), claimed like
+    a run dir, so two sweeps never share one (the jobs keep their numbered subdirs); a
+    temporary one for fast dev runs."""
+    if fast_dev_run:
+        return scratch_dir("fdr-sweep")
+    return claim_dir(f"{log_dir}/{MULTIRUNS}/{check_run_name(name) or timestamp}")
+
+
+def scratch_dir(purpose: str) -> str:
+    """A new temporary dir, removed when this process exits: the run dir of a run that must
+    leave nothing behind (debug=fdr), so it never shows up among the results."""
+    path = tempfile.mkdtemp(prefix=f"parrot-{purpose}-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 # Dirs this process created through claim_dir (and the parents it had to create for them), so
@@ -161,10 +214,11 @@ class RunDirSnapshot:
 
 # conf/hydra/default.yaml's run and sweep dirs. Cached per config: every later resolution of
 # hydra.run.dir (Lightning's DDP launcher asks for it again) returns the dir claimed first.
-def record_subdir(resume: str | None) -> str | None:
+def record_subdir(resume: str | None, fast_dev_run: object = False) -> str | None:
     """Hydra's output_subdir: `.hydra` for a new run; none for a resumed one, which keeps the
-    record of the command that started it (reports label runs by those overrides)."""
-    return None if resume else HYDRA
+    record of the command that started it (reports label runs by those overrides), nor for a
+    fast dev run, which keeps nothing."""
+    return None if resume or fast_dev_run else HYDRA
 
 
 DIR_RESOLVERS = {
@@ -203,6 +257,7 @@ class RunDir:
     hydra_config = _child(HYDRA, "config.yaml")  # the config Hydra composed (latest command)
     hydra_settings = _child(HYDRA, "hydra.yaml")  # Hydra's settings, config-group choices
     eval = _child(EVAL)
+    failed_marker = _child(FAILED)
 
     def eval_result(self, ckpt: Path, eval_set: str, stride: int) -> Path:
         """Where scripts/evaluate.py writes the result of `ckpt` on `eval_set` at `stride`."""
@@ -219,6 +274,19 @@ class RunDir:
         """Whether this looks like a run (or sweep job) dir: a run config, Hydra's record, or
         TensorBoard events."""
         return self.run_config.is_file() or self.overrides.is_file() or self.tensorboard.is_dir()
+
+    def is_failed(self) -> bool:
+        """Whether training in this run raised (a FAILED marker, see mark_failed)."""
+        return self.failed_marker.is_file()
+
+    def mark_failed(self, error: BaseException) -> None:
+        """Write FAILED: training raised `error`. Reports and the chat list flag the run by it;
+        a later resume that finishes removes it (clear_failed)."""
+        atomic_write_text(self.failed_marker, f"{type(error).__name__}: {error}\n")
+
+    def clear_failed(self) -> None:
+        """Remove the FAILED marker (the run finished after all)."""
+        self.failed_marker.unlink(missing_ok=True)
 
     def checkpoint_candidates(self) -> list[Path]:
         """last.ckpt first, then step checkpoints from newest to oldest."""

@@ -8,6 +8,11 @@ cheap, and is cached until the file changes (a training run rewrites `last.ckpt`
 Val loss comes from the first of: the ModelCheckpoint callback's score when it monitors
 `val/loss`; the run's TensorBoard events or CSV log (`val/loss` at the checkpoint's step, else
 the latest before it); `scripts/evaluate.py`'s result on the val split for this checkpoint.
+
+The default checkpoint (the page's first choice, first in GET /v1/models) is the one with the
+lowest val loss; ties and a list without val losses go to the newest file. A checkpoint of a
+run marked FAILED (training raised, runs/run_dir.py mark_failed) is listed, flagged `failed`,
+and never the default.
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ import json
 import logging
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from parrot_lm.core.errors import CheckpointError
 from parrot_lm.runs.checkpoints import load_checkpoint
-from parrot_lm.runs.loading import find_tokenizer_dir
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.loading import find_tokenizer_dir, latest_checkpoint, run_named
+from parrot_lm.runs.run_dir import LATEST, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class CheckpointInfo:
     val_loss_source: str | None = None  # checkpoint | tensorboard | csv | evaluate
     model: dict[str, Any] = field(default_factory=dict)  # context, width, depth, vocab
     error: str | None = None  # why the file cannot be used (corrupt, foreign, no tokenizer)
+    failed: bool = False  # its run is marked FAILED (read on each scan, never cached)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,6 +71,18 @@ def _callback_val_loss(ckpt: dict[str, Any]) -> float | None:
             if math.isfinite(value):
                 return value
     return None
+
+
+def default_checkpoint(found: list[CheckpointInfo]) -> CheckpointInfo | None:
+    """The checkpoint a user gets unless they pick one: of the usable ones of runs that did not
+    fail, the lowest val loss; equal or unknown val losses go to the newest file."""
+    usable = [info for info in found if info.error is None and not info.failed]
+    if not usable:
+        return None
+    scored = [info for info in usable if info.val_loss is not None]
+    if not scored:
+        return max(usable, key=lambda i: i.modified)
+    return min(scored, key=lambda i: (i.val_loss, -i.modified))
 
 
 def _at_or_before(points: dict[int, float], step: int | None) -> tuple[int, float] | None:
@@ -98,7 +116,7 @@ class CheckpointCatalog:
                 continue
             info = self.describe(path)
             if info is not None:
-                found.append(info)
+                found.append(self._with_status(info))
         with self._lock:  # forget files that are gone
             live = {info.path for info in found}
             for stale in [p for p in self._meta if p not in live]:
@@ -121,7 +139,29 @@ class CheckpointCatalog:
                 return None
         except OSError:
             return None
-        return self.describe(path) if path.is_file() else None
+        info = self.describe(path) if path.is_file() else None
+        return None if info is None else self._with_status(info)
+
+    def by_run(self, name: str) -> CheckpointInfo | None:
+        """The checkpoint `ckpt=<name>` picks in the scripts: `latest`, or the run
+        `runs/<name>` (or `multiruns/<name>`) under the outputs dir (runs/loading.py); None
+        when it names none, or a file outside the outputs dir."""
+        try:
+            if name == LATEST:
+                path = latest_checkpoint(self.outputs_dir)
+            else:
+                run = run_named(self.outputs_dir, name)
+                path = RunDir(run).resolve_checkpoint() if run is not None else None
+        except CheckpointError:
+            return None
+        if path is None:
+            return None
+        return self.get(path.relative_to(self.outputs_dir).as_posix())
+
+    def _with_status(self, info: CheckpointInfo) -> CheckpointInfo:
+        """`info` with its run's FAILED marker as it is now (a run can fail after the file)."""
+        failed = RunDir.of_checkpoint(info.path).is_failed()
+        return info if failed == info.failed else replace(info, failed=failed)
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, path: Path) -> CheckpointInfo | None:

@@ -233,8 +233,9 @@ class Completions:
         self.slots = GenerationSlots(settings.max_concurrent)
 
     def find(self, model_id: str) -> CheckpointInfo:
-        """The checkpoint called `model_id`, or a 404 (blocking: scans the disk)."""
-        info = self.catalog.get(model_id)
+        """The checkpoint called `model_id` (its id, a run name or `latest`, as the scripts'
+        ckpt=), or a 404 (blocking: scans the disk)."""
+        info = self.catalog.get(model_id) or self.catalog.by_run(model_id)
         if info is None:
             raise APIError(
                 404,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from parrot_lm.serve.checkpoints import CheckpointInfo
+from parrot_lm.serve.checkpoints import CheckpointInfo, default_checkpoint
 from parrot_lm.serve.completions import Completions
 from parrot_lm.serve.errors import APIError
 from parrot_lm.serve.schemas import (
@@ -56,9 +56,11 @@ async def checkpoints(server: Server) -> dict[str, Any]:
     the limits, for the chat page."""
     settings, defaults = server.settings, server.settings.sampling
     found = await run_in_threadpool(server.catalog.scan)
+    best = default_checkpoint(found)
     return {
         "outputs_dir": str(settings.outputs_dir),
         "checkpoints": [info.to_json() for info in found],
+        "default": best.id if best else None,  # the page selects it unless the user chose one
         "defaults": {
             "temperature": defaults.temperature,
             "top_k": defaults.top_k,
@@ -73,8 +75,9 @@ async def checkpoints(server: Server) -> dict[str, Any]:
     }
 
 
-def model_object(info: CheckpointInfo) -> dict[str, Any]:
-    """A checkpoint as OpenAI's model object, plus its run, step and val loss."""
+def model_object(info: CheckpointInfo, default: bool = False) -> dict[str, Any]:
+    """A checkpoint as OpenAI's model object, plus its run, step, val loss, whether its run
+    failed and whether it is the default (serve/checkpoints.py default_checkpoint)."""
     return {
         "id": info.id,
         "object": "model",
@@ -83,19 +86,24 @@ def model_object(info: CheckpointInfo) -> dict[str, Any]:
         "run": info.run,
         "step": info.step,
         "val_loss": info.val_loss,
+        "failed": info.failed,
+        "default": default,
     }
 
 
 @router.get("/v1/models")
 async def models(server: Server) -> dict[str, Any]:
-    """The loadable checkpoints."""
-    found = await run_in_threadpool(server.catalog.scan)
-    return {"object": "list", "data": [model_object(i) for i in found if i.error is None]}
+    """The loadable checkpoints, the default first (clients that take `data[0]` get the
+    lowest val loss), then newest first."""
+    found = [i for i in await run_in_threadpool(server.catalog.scan) if i.error is None]
+    best = default_checkpoint(found)
+    ordered = sorted(found, key=lambda i: i is not best)  # stable: the rest stay newest first
+    return {"object": "list", "data": [model_object(i, i is best) for i in ordered]}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def model(model_id: str, server: Server) -> dict[str, Any]:
-    """One checkpoint, by id (its path under outputs_dir)."""
+    """One checkpoint, by id (its path under outputs_dir, or a run name: Completions.find)."""
     return model_object(await run_in_threadpool(server.find, model_id))
 
 

@@ -17,7 +17,13 @@ from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error
 from parrot_lm.core.errors import ConfigError, ParrotError
 from parrot_lm.core.io import check_writable
 from parrot_lm.runs.resume import check_resume_argument
-from parrot_lm.runs.run_dir import RunDirSnapshot, discard_refused_run
+from parrot_lm.runs.run_dir import (
+    REFUSED_START_LEFTOVERS,
+    RunDir,
+    RunDirSnapshot,
+    check_run_name,
+    discard_refused_run,
+)
 
 # The existing run dir this command continues (resume=, or hydra.run.dir= of a run), as it was
 # before Hydra started: a refused command puts back what Hydra's start rewrote there.
@@ -36,17 +42,60 @@ def train_task(cfg: DictConfig) -> float | None:
     A refused start (a ParrotError before training) takes away the run dir Hydra had just made
     for it, or restores the existing run it was to continue, so a refused command leaves
     nothing behind (runs/run_dir.py discard_refused_run, RunDirSnapshot).
+
+    A run that raised once it had started (a crash, a non-finite loss, a ParrotError after its
+    first checkpoint or events) keeps its dir, marked FAILED for reports and the chat list; a
+    run that finishes removes the marker (a resumed failed run). Ctrl-C and the stop signals
+    are not failures: those runs resume (README "Resume, signals and faults").
     """
     from parrot_lm.training.run import run  # Lightning loads here: --help and --cfg stay fast
 
+    out = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
     try:
-        return run(cfg)
-    except ParrotError:
-        if HydraConfig.initialized():
-            discard_refused_run(HydraConfig.get().runtime.output_dir)
+        result = run(cfg)
+    except ParrotError as e:
+        removed = out is not None and discard_refused_run(out)
         for snapshot in _continued:
             snapshot.restore()
+        if out is not None and not removed and not _continued:
+            _mark_failed(out, e, started_only=True)
         raise
+    except Exception as e:
+        if out is not None:
+            _mark_failed(out, e)
+        raise
+    if out is not None and _rank_zero():
+        RunDir(out).clear_failed()
+    return result
+
+
+def _rank_zero() -> bool:
+    """Whether this process is rank 0 of its run (DDP ranks share the run dir)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+def _mark_failed(out: str, error: BaseException, started_only: bool = False) -> None:
+    """Mark the run dir `out` FAILED when it holds a run (`started_only`: one that wrote more
+    than a refused start leaves, i.e. had begun training); a marker that cannot be written
+    never hides the error itself."""
+    run_dir = RunDir(out)
+    if not _rank_zero() or not run_dir.path.is_dir() or not run_dir.is_run():
+        return
+    if started_only and {p.name for p in run_dir.path.iterdir()} <= REFUSED_START_LEFTOVERS:
+        return
+    try:
+        run_dir.mark_failed(error)
+    except (OSError, ParrotError):  # a full disk may be why it failed
+        pass
+
+
+def check_name_argument(args: list[str]) -> None:
+    """Refuse a `name=` that cannot name a run dir, with a sentence, before Hydra makes one."""
+    for arg in args:
+        if arg.startswith("name=") and arg != "name=null":
+            check_run_name(arg.split("=", 1)[1])
 
 
 def check_overrides(args: list[str]) -> None:
@@ -147,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(exit_on_user_error(app_help)(args), end="")
         return
     exit_on_user_error(check_resume_argument)(args)
+    exit_on_user_error(check_name_argument)(args)
     exit_on_user_error(check_output_dirs)(args)
     exit_on_user_error(check_overrides)(args)
     _continued[:] = [s for s in map(RunDirSnapshot.take, continued_run_dirs(args)) if s]

@@ -30,6 +30,7 @@ from parrot_lm.generation.text import sample_text
 from parrot_lm.model import GPTConfig
 from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest_good_checkpoint
 from parrot_lm.runs.identity import check_data, run_identity, save_run_tokenizer
+from parrot_lm.runs.loading import resolve_checkpoint
 from parrot_lm.runs.resume import merge_resume_config
 from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training.callbacks.progress import StepProgress
@@ -118,8 +119,9 @@ def select_checkpoint(
     remove_stale_temporaries(ckpt_dir)
     if cfg.ckpt_path not in (None, "last"):
         path = Path(cfg.ckpt_path)
-        if not path.is_file() and (ckpt_dir / path).is_file():
-            path = ckpt_dir / path
+        if not path.is_file():  # a file of this run's, else as the scripts' ckpt= (a run, latest)
+            own = ckpt_dir / path
+            path = own if own.is_file() else resolve_checkpoint(cfg.ckpt_path, cfg.paths.log_dir)
         ckpt = load_checkpoint(path)
     elif resuming or cfg.ckpt_path == "last":
         found = newest_good_checkpoint(ckpt_dir)

@@ -175,3 +175,14 @@ def poison_at(step: int | str, restore: bool = False, rank: int | None = None) -
         *(["+callbacks.poison.restore=true"] if restore else []),
         *([f"+callbacks.poison.rank={rank}"] if rank is not None else []),
     ]
+
+
+class RaiseAt(L.Callback):
+    """Raises RuntimeError at the first batch of `step`: a run that crashes mid-training."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"test crash at step {self.step}")
