@@ -271,6 +271,14 @@ class MLFlowLogger(LightningMLFlowLogger):
         if self._store_key == "run dir":
             self._store_dir.mkdir(parents=True, exist_ok=True)  # SQLite makes no parent dirs
         with quiet_sql_store():
+            if self._run_id is None and self._experiment_id is None:
+                # Created here, as Lightning would, minus its warning on every new run (a new
+                # run dir's store never has the experiment yet).
+                found = self._mlflow_client.get_experiment_by_name(self._experiment_name)
+                if found is None:
+                    self._experiment_id = self._mlflow_client.create_experiment(
+                        self._experiment_name, artifact_location=self._artifact_location
+                    )
             client = super().experiment
         if self._store_key == "run dir":
             # MLflow records a run's artifact location as an absolute path when the run starts.
