@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate chat export report test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
+.PHONY: help install train download prepare evaluate generate chat export report mlflow-ui test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,25 @@ export: $(STAMP) ## export a checkpoint: make export ARGS="ckpt=outputs/runs/<ru
 
 report: $(STAMP) ## sweep table + val/loss plot: make report ARGS=outputs/multiruns/<date>/<time>
 	$(PY) scripts/report.py $(ARGS)
+
+# MLflow's web UI is in the full `mlflow` package, not in mlflow-skinny (the [mlflow] extra):
+# installed here on first use. ARGS: a run dir (or sweep job dir); default the newest run under
+# outputs/ that has an MLflow store (logger=mlflow writes <run dir>/mlflow/mlflow.db).
+MLFLOW_PORT ?= 5000
+mlflow-ui: $(STAMP) ## browse a run's MLflow store: make mlflow-ui ARGS=outputs/runs/<date>/<time> (default: newest)
+	@$(PY) -c "import mlflow.server, flask" 2>/dev/null || $(PY) -m pip install --quiet 'mlflow>=3.0'
+	@run="$(ARGS)"; \
+	if [ -z "$$run" ]; then \
+		db=$$(ls -t outputs/runs/*/*/mlflow/mlflow.db outputs/runs/*/mlflow/mlflow.db \
+			outputs/multiruns/*/*/*/mlflow/mlflow.db 2>/dev/null | head -n 1); \
+		run=$${db%/mlflow/mlflow.db}; \
+	fi; \
+	if [ -z "$$run" ] || [ ! -f "$$run/mlflow/mlflow.db" ]; then \
+		echo "error: no MLflow store in $${run:-outputs/} (train with logger=mlflow, or give ARGS=<run dir>)."; exit 2; \
+	fi; \
+	echo "MLflow UI of $$run on http://127.0.0.1:$(MLFLOW_PORT)"; \
+	$(PY) -m mlflow ui --backend-store-uri "sqlite:///$$(realpath $$run)/mlflow/mlflow.db" \
+		--port $(MLFLOW_PORT)
 
 # Tests come in layers (tests/unit, tests/integration, tests/e2e; markers of the same names).
 # Files run in parallel, one worker per core, a file's fixtures in one worker; tests/conftest.py

@@ -8,6 +8,8 @@
   tokenizer/          the run's tokenizer (tokenizer_spec.json and its files)
   tensorboard/        TensorBoard events
   csv/                CSVLogger's metrics.csv (logger=csv)
+  wandb/              Weights & Biases' run files (logger=wandb) and the run's W&B id (run_id)
+  mlflow/             the run's MLflow store (logger=mlflow): mlflow.db, artifacts/, run_ids.json
   eval/               scripts/evaluate.py results, one JSON per checkpoint, eval set and stride
   export/<format>/    scripts/export.py outputs
   fit-profiler.txt    SimpleProfiler reports (debug=profiler; validate-profiler.txt too)
@@ -40,6 +42,8 @@ CHECKPOINTS = "checkpoints"
 TOKENIZER = "tokenizer"
 TENSORBOARD = "tensorboard"
 CSV = "csv"
+WANDB = "wandb"
+MLFLOW = "mlflow"
 EVAL = "eval"
 EXPORT = "export"
 HYDRA = ".hydra"
@@ -252,6 +256,12 @@ class RunDir:
     tokenizer = _child(TOKENIZER)
     tensorboard = _child(TENSORBOARD)
     csv = _child(CSV)
+    wandb = _child(WANDB)  # wandb.init(dir=<run dir>) writes its own wandb/ here
+    wandb_run_id = _child(WANDB, "run_id")  # the W&B run a resume continues
+    mlflow = _child(MLFLOW)
+    mlflow_db = _child(MLFLOW, "mlflow.db")  # the run's own SQLite tracking store
+    mlflow_artifacts = _child(MLFLOW, "artifacts")  # text samples and other artifacts
+    mlflow_run_ids = _child(MLFLOW, "run_ids.json")  # {tracking uri: run id} a resume continues
     hydra = _child(HYDRA)
     overrides = _child(HYDRA, "overrides.yaml")  # the command-line overrides of this run
     hydra_config = _child(HYDRA, "config.yaml")  # the config Hydra composed (latest command)

@@ -15,6 +15,7 @@ from parrot_lm.evaluation.perplexity import TokenNLL
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
 from parrot_lm.training.flops import flops_per_token, peak_flops
+from parrot_lm.training.loggers import purges_on_resume
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +223,13 @@ class LitLM(L.LightningModule):
         step early; the axis is the optimizer step, as validation's is. And the loggers drop
         what the killed run logged from the checkpoint's step on (purge_step), including the
         validation at that very step, which the resumed run does not repeat: it is logged again
-        from the checkpoint.
+        from the checkpoint, to those loggers only (W&B and MLflow keep it: a second point).
         """
         self._align_log_step = True  # at the first batch, after Lightning's own restart logic
         last = self.last_validation
         if self.global_step > 0 and last and last["step"] == self.global_step:
             if self.trainer.is_global_zero:
-                for logger in self.loggers:
+                for logger in filter(purges_on_resume, self.loggers):
                     logger.log_metrics(dict(last["metrics"]), step=self.global_step)
 
 

@@ -40,6 +40,7 @@ from parrot_lm.training.callbacks.tensorboard import NoEpochScalar
 from parrot_lm.training.console import best_checkpoint, next_steps, quiet_lightning
 from parrot_lm.training.launch import fit_to_launcher, in_multirun
 from parrot_lm.training.lit_module import LitLM, latest_val_loss, val_metric_names
+from parrot_lm.training.loggers import close_loggers
 from parrot_lm.training.speed import apply_speed_settings
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,8 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
     purge_step = start_step if ckpt_path is not None and resuming else None
     trainer, graceful = build_trainer(cfg, run_dir, purge_step)
+    # W&B keeps its run open past Lightning's finalize: closed when this run ends, however.
+    stack.push(lambda kind, *_: close_loggers(trainer.loggers, failed=kind is not None))
     log.info("Run dir: %s", run_dir.path.resolve())
     if ckpt_path is None and not cfg.trainer.fast_dev_run:
         trainer.validate(lit, datamodule=datamodule, verbose=False)  # the curve starts at step 0

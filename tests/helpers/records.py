@@ -64,3 +64,68 @@ def checkpoint_hashes(run_dir: Path) -> dict[str, str]:
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((run_dir / "checkpoints").glob("*.ckpt"))
     }
+
+
+def wandb_records(path: Path) -> list:
+    """The protobuf records of a W&B `.wandb` file (offline run), in order.
+
+    wandb no longer ships a Python reader; the file is a LevelDB-style log: a 7-byte header
+    (`:W&B`, magic, version), then 32 KiB blocks of chunks, each with a 7-byte header (crc32,
+    little-endian length, type: 1 whole, 2 first, 3 middle, 4 last) holding a serialized
+    `wandb_internal_pb2.Record`; a block's tail shorter than a chunk header is padding.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32 * 1024
+    assert data[:4] == b":W&B", f"{path} is not a W&B log"
+    records, pos, pending = [], 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:  # zero padding at the end of a block being written
+            pos += block - pos % block
+            continue
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            records.append(wandb_internal_pb2.Record.FromString(pending))
+            pending = b""
+    return records
+
+
+def wandb_run(path: Path, wait_s: float = 60.0) -> dict:
+    """An offline W&B run file read back: its run id, its history rows ({metric: value}, JSON
+    decoded) and its config updates ({key: value}).
+
+    `run.finish()` returns before wandb's service has written the file to its end (measured
+    with wandb 0.31 offline: ~10 ms later), so this waits up to `wait_s` for the run's `exit`
+    record.
+    """
+    import json
+    import time
+
+    deadline = time.monotonic() + wait_s
+    records = wandb_records(path)
+    while not any(r.WhichOneof("record_type") == "exit" for r in records):
+        assert time.monotonic() < deadline, f"{path} has no exit record after {wait_s} s"
+        time.sleep(0.1)
+        records = wandb_records(path)
+    run_id, history, config = None, [], {}
+    for record in records:
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run_id = record.run.run_id
+        elif kind == "history":
+            history.append(
+                {
+                    i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                    for i in record.history.item
+                }
+            )
+        elif kind == "config":
+            config.update({i.key: json.loads(i.value_json) for i in record.config.update})
+    return {"id": run_id, "history": history, "config": config}

@@ -1,19 +1,20 @@
-"""Text samples in TensorBoard after each validation: the quick look that a loss cannot give."""
+"""Text samples after each validation, in every logger that shows text: the quick look that a
+loss cannot give."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.generation.text import sample_text
-from parrot_lm.training.callbacks.tensorboard import sample_markdown
+from parrot_lm.training.loggers import log_text_samples
 
 
 class TextSamples(L.Callback):
-    """Writes a generated sample of each prompt to TensorBoard's Text tab after each validation.
+    """Writes a generated sample of each prompt after each validation: TensorBoard's Text tab, a
+    W&B table, an MLflow text artifact (`log_text_samples`).
 
     The sampling keys are the config's (conf/callbacks/default.yaml's text_samples), checked
     here as one SamplingParams, so a bad value fails when the run starts, not at its first
@@ -42,6 +43,4 @@ class TextSamples(L.Callback):
             sample_text(pl_module.model, enc, p, self.params) for p in self.prompts
         ]
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                text = sample_markdown(self.last_samples)  # wrapped Markdown code blocks
-                logger.experiment.add_text("samples", text, global_step=trainer.global_step)
+            log_text_samples(logger, self.prompts, self.last_samples, trainer.global_step)
