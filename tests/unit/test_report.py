@@ -290,6 +290,6 @@ def test_hparams_callback_does_nothing_without_tensorboard(tmp_path):
     trainer = L.Trainer(
         logger=False, callbacks=[callback], enable_progress_bar=False, default_root_dir=tmp_path
     )
-    callback.on_fit_start(trainer, None)  # no TensorBoardLogger: returns before using the module
-    callback._log_metrics(trainer)
-    assert not callback.session_written
+    callback.write_session(trainer, None)  # no TensorBoardLogger: returns before using the module
+    callback.on_validation_end(trainer, None)
+    assert not callback.session_written and callback.best_val_loss is None
