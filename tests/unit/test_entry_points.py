@@ -36,6 +36,7 @@ def test_every_console_command_is_declared():
         "parrot-generate",
         "parrot-chat",
         "parrot-report",
+        "parrot-budget",
     }
 
 
