@@ -1,5 +1,5 @@
-"""The whole report: read every job under the inputs, then write report.md, report.csv and
-val_loss.png (each atomically)."""
+"""The whole report: read every job under the inputs, then write report.md, report.csv,
+report_groups.csv and val_loss.png (each atomically)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,13 @@ from parrot_lm.report.events import load_job
 from parrot_lm.report.jobs import Job
 from parrot_lm.report.labels import label_jobs
 from parrot_lm.report.plots import figure_png, plot_val_loss
+from parrot_lm.report.stats import (
+    Group,
+    group_jobs,
+    has_seed_groups,
+    render_groups_csv,
+    render_groups_markdown,
+)
 from parrot_lm.report.tables import render_csv, render_markdown, sort_jobs
 
 if TYPE_CHECKING:
@@ -22,23 +29,27 @@ if TYPE_CHECKING:
 
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"
+REPORT_GROUPS_CSV = "report_groups.csv"
 VAL_LOSS_PNG = "val_loss.png"
 
 
 @dataclass
 class Report:
-    """A report read and rendered but not yet written: the sorted jobs, the Markdown and CSV
-    tables, the val/loss figure, and the directory it goes to."""
+    """A report read and rendered but not yet written: the sorted jobs and their seed groups,
+    the Markdown and CSV tables, the val/loss figure, and the directory it goes to."""
 
     jobs: list[Job]
     markdown: str
     csv: str
     figure: Figure
     out_dir: Path
+    groups: list[Group]
+    groups_csv: str
 
     @property
     def paths(self) -> list[Path]:
-        return [self.out_dir / REPORT_MD, self.out_dir / REPORT_CSV, self.out_dir / VAL_LOSS_PNG]
+        names = (REPORT_MD, REPORT_CSV, REPORT_GROUPS_CSV, VAL_LOSS_PNG)
+        return [self.out_dir / name for name in names]
 
 
 def sweep_title(inputs: Sequence[Path]) -> str:
@@ -68,14 +79,25 @@ def build_report(
     jobs = [load_job(j) for j in discover(inputs)]
     label_jobs(jobs)
     jobs = sort_jobs(jobs)
-    figure = plot_val_loss(jobs, sweep_title(inputs), x=x, logy=logy)
-    return Report(jobs, render_markdown(jobs), render_csv(jobs), figure, out_dir)
+    groups = group_jobs(jobs)
+    markdown = render_markdown(jobs)
+    if has_seed_groups(groups):  # otherwise each group is one job: the table above says it
+        markdown += "\n## Seed groups\n\n" + render_groups_markdown(groups)
+    figure = plot_val_loss(jobs, sweep_title(inputs), x=x, logy=logy, groups=groups)
+    return Report(
+        jobs, markdown, render_csv(jobs), figure, out_dir, groups, render_groups_csv(groups)
+    )
 
 
 def write_report(report: Report) -> list[Path]:
-    """All three files, each written to a temporary file first and renamed into place (the
+    """All four files, each written to a temporary file first and renamed into place (the
     out dir is made if needed); StorageError, one sentence, when that cannot be done."""
-    payloads = [report.markdown.encode(), report.csv.encode(), figure_png(report.figure)]
+    payloads = [
+        report.markdown.encode(),
+        report.csv.encode(),
+        report.groups_csv.encode(),
+        figure_png(report.figure),
+    ]
     for path, data in zip(report.paths, payloads, strict=True):
         atomic_write_bytes(path, data)
     return report.paths

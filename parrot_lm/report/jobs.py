@@ -35,6 +35,8 @@ class Job:
     ckpt_step: int | None = None
     ckpt_tokens: int | None = None
     label: str = ""  # the overrides that tell this job apart from the others
+    # The label as key -> value, so the seed report can drop the seed key without re-parsing.
+    label_parts: dict[str, str] = field(default_factory=dict)
 
     # -- derived values ----------------------------------------------------------------------
     @property

@@ -61,6 +61,9 @@ def label_jobs(jobs: list[Job]) -> list[str]:
     """
     if len(jobs) == 1:
         jobs[0].label = " ".join(jobs[0].overrides)
+        jobs[0].label_parts = {
+            override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in jobs[0].overrides
+        }
         return [override_key(o) for o in jobs[0].overrides]
     given = [
         {override_key(o): o.split("=", 1)[1] if "=" in o else None for o in j.overrides}
@@ -86,4 +89,5 @@ def label_jobs(jobs: list[Job]) -> list[str]:
                     shown[i][key] = text
     for i, job in enumerate(jobs):
         job.label = " ".join(f"{k}={v}" for k, v in shown[i].items())
+        job.label_parts = dict(shown[i])
     return differing

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parrot_lm.report.jobs import Job
+from parrot_lm.report.stats import Group
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,28 +37,75 @@ def _line_labels(jobs: list[Job]) -> list[str]:
     return labels
 
 
-def plot_val_loss(jobs: list[Job], title: str, x: str = "step", logy: bool = False) -> Figure:
-    """A matplotlib Figure (Agg, no pyplot state) with one val/loss line per job."""
+def _job_xs(job: Job, steps: list[int], x: str) -> list[float] | None:
+    """The x values of a job's points: the steps, or its training tokens at them (None with
+    a warning when it logged no train/tokens)."""
+    if x != "tokens":
+        return [float(s) for s in steps]
+    xs = _tokens_at(job, steps)
+    if xs is None:
+        print(f"warning: {job.name} has no train/tokens; left out of the plot.", file=sys.stderr)
+    return xs
+
+
+def group_curve(group: Group, x: str = "step") -> tuple[Any, Any, Any] | None:
+    """A group's mean val/loss curve and its sample sd (ddof=1) per point, at the steps every
+    job of the group with a val/loss logged (the same seeds behind each point, so a shorter
+    run cuts the curve rather than shifting its mean); x is the jobs' mean x there. None when
+    fewer than two jobs have val/loss or they share no step."""
+    import numpy as np
+
+    jobs = [j for j in group.jobs if j.val.steps]
+    if len(jobs) < 2:
+        return None
+    common = sorted(set.intersection(*(set(j.val.steps) for j in jobs)))
+    if not common:
+        return None
+    values, xs = [], []
+    for job in jobs:
+        at = dict(zip(job.val.steps, job.val.values, strict=True))
+        values.append([at[s] for s in common])
+        job_xs = _job_xs(job, common, x)
+        if job_xs is None:
+            return None
+        xs.append(job_xs)
+    data = np.asarray(values, dtype=float)
+    return np.mean(xs, axis=0), data.mean(axis=0), data.std(axis=0, ddof=1)
+
+
+def plot_val_loss(
+    jobs: list[Job],
+    title: str,
+    x: str = "step",
+    logy: bool = False,
+    groups: list[Group] | None = None,
+) -> Figure:
+    """A matplotlib Figure (Agg, no pyplot state) with one val/loss line per job, or, given
+    seed groups, one line per group: a group of several seeds is drawn as its mean curve
+    with a shaded band of ± one sample standard deviation (see group_curve)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for job, label in zip(jobs, _line_labels(jobs), strict=True):
-        val = job.val
-        if not val.steps:
+    labels = dict(zip(map(id, jobs), _line_labels(jobs), strict=True))
+    for group in groups or [Group(labels[id(j)], [j]) for j in jobs]:
+        curve = group_curve(group, x) if len(group.jobs) > 1 else None
+        if curve is not None:
+            xs, mean, sd = curve
+            n = len([j for j in group.jobs if j.val.steps])
+            (line,) = ax.plot(
+                xs, mean, marker="o", markersize=3, label=f"{group.label} (mean ± sd, n={n})"
+            )
+            ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
             continue
-        xs: list[float] | None = list(val.steps)
-        if x == "tokens":
-            xs = _tokens_at(job, val.steps)
-            if xs is None:
-                print(
-                    f"warning: {job.name} has no train/tokens; left out of the plot.",
-                    file=sys.stderr,
-                )
+        for job in group.jobs:  # one seed (or no common steps): the job's own line
+            if not job.val.steps:
                 continue
-        ax.plot(xs, val.values, marker="o", markersize=3, label=label)
+            job_xs = _job_xs(job, job.val.steps, x)
+            if job_xs is not None:
+                ax.plot(job_xs, job.val.values, marker="o", markersize=3, label=labels[id(job)])
     ax.set_xlabel("training tokens" if x == "tokens" else "step")
     ax.set_ylabel("val/loss")
     if logy:

@@ -293,3 +293,119 @@ def test_hparams_callback_does_nothing_without_tensorboard(tmp_path):
     callback.write_session(trainer, None)  # no TensorBoardLogger: returns before using the module
     callback.on_validation_end(trainer, None)
     assert not callback.session_written and callback.best_val_loss is None
+
+
+# -- seed groups --------------------------------------------------------------------------------
+# Final val losses of three seeds at lr 1e-3 and three at lr 3e-4 (best = final here but for
+# seed 1 of lr 1e-3, whose best is earlier). Exact in float32, as TensorBoard stores them.
+SEED_FINALS = {"1e-3": [3.0, 3.25, 3.5], "3e-4": [2.5, 2.75, 3.25]}
+EARLY_BEST = 2.875
+BESTS_1E3 = [EARLY_BEST, 3.25, 3.5]
+# By hand for lr 3e-4: mean 8.5/3; sd = sqrt(sum((x - mean)^2) / (n - 1)) = sqrt(0.875/6).
+MEAN_3E4 = 8.5 / 3
+SD_3E4 = math.sqrt(0.875 / 6)
+T_975_2 = 4.302652729749464  # t_{0.975, 2}, as printed in t tables (4.303)
+
+
+def seed_sweep(root: Path) -> Path:
+    """Six jobs: lr 1e-3 and 3e-4, seeds 1, 2, 3 each (a real `-m optim.lr=... seed=1,2,3`)."""
+    sweep = root / "seeds"
+    num = 0
+    for lr, finals in SEED_FINALS.items():
+        for seed, final in zip((1, 2, 3), finals, strict=True):
+            early = EARLY_BEST if (lr, seed) == ("1e-3", 1) else 5.0
+            make_job(
+                sweep / str(num),
+                [f"optim.lr={lr}", f"seed={seed}", *COMMON],
+                {"val/loss": [(0, 6.0), (10, early), (20, final)]},
+                ckpt_step=20,
+                lr=float(lr),
+            )
+            num += 1
+    return sweep
+
+
+def test_jobs_differing_only_in_seed_are_one_group_different_lr_two(tmp_path):
+    from parrot_lm.report.stats import group_jobs
+
+    rep = build_report([str(seed_sweep(tmp_path))])
+    assert [(g.label, len(g.jobs)) for g in rep.groups] == [
+        ("optim.lr=3e-4", 3),
+        ("optim.lr=1e-3", 3),
+    ]
+    assert sorted(rep.groups[0].seeds) == ["1", "2", "3"]
+    # One lr only: a single group, named (all), with every seed in it.
+    one = [j for j in rep.jobs if j.label_parts["optim.lr"] == "1e-3"]
+    from parrot_lm.report.labels import label_jobs
+
+    label_jobs(one)
+    (group,) = group_jobs(one)
+    assert group.label == "(all)" and len(group.jobs) == 3
+
+
+def test_group_mean_sd_ci_and_welch_p(tmp_path):
+    import statistics
+
+    from scipy import stats
+
+    rep = build_report([str(seed_sweep(tmp_path))])
+    ref, other = rep.groups
+    a = SEED_FINALS["3e-4"]
+    assert math.isclose(statistics.stdev(a), SD_3E4)  # the hand value is the ddof=1 sd
+    half = T_975_2 * SD_3E4 / math.sqrt(3)
+    final = ref.final
+    assert final.n == 3 and math.isclose(final.mean, MEAN_3E4) and math.isclose(final.sd, SD_3E4)
+    assert math.isclose(final.ci_low, MEAN_3E4 - half)
+    assert math.isclose(final.ci_high, MEAN_3E4 + half)
+    # Best val loss: seed 1 of lr 1e-3 is best at step 10, not at its end.
+    assert sorted(other.bests) == BESTS_1E3
+    assert math.isclose(other.best.mean, statistics.mean(BESTS_1E3))
+    assert math.isclose(other.best.sd, statistics.stdev(BESTS_1E3))
+    # The reference (first) group has no p; the other's equals scipy's Welch test exactly.
+    assert ref.p_final is None and ref.p_best is None
+    b = SEED_FINALS["1e-3"]
+    assert other.p_final == stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert other.p_best == stats.ttest_ind(a, BESTS_1E3, equal_var=False).pvalue
+
+
+def test_seed_tables_written_and_single_seed_groups_have_no_ci(tmp_path):
+    sweep = seed_sweep(tmp_path)
+    make_job(sweep / "6", ["optim.lr=1e-2", "seed=1", *COMMON], {"val/loss": [(0, 4.0)]}, lr=1e-2)
+    assert report_main([str(sweep)]) == 0
+    md = (sweep / "report.md").read_text()
+    per_job, groups_md = md.split("\n## Seed groups\n\n")
+    assert len(per_job.strip().splitlines()) == 2 + 7  # the per-job table is kept
+    lines = groups_md.strip().splitlines()
+    assert lines[0].startswith("| group | seeds | n | final val loss (mean ± sd) | final 95% CI")
+    assert lines[2] == (
+        "| optim.lr=3e-4 | 1,2,3 | 3 | 2.8333 ± 0.3819 | [1.8847, 3.7820] |  "
+        "| 2.8333 ± 0.3819 | [1.8847, 3.7820] |  |"
+    )
+    assert lines[3].startswith("| optim.lr=1e-3 | 1,2,3 | 3 | 3.2500 ± 0.2500 | [2.6290, 3.8710] |")
+    assert lines[4] == "| optim.lr=1e-2 | 1 | 1 | 4.0000 |  |  | 4.0000 |  |  |"
+    rows = {r["group"]: r for r in read_csv(sweep / "report_groups.csv")}
+    single = rows["optim.lr=1e-2"]
+    assert single["final_val_loss_n"] == "1" and single["final_val_loss_sd"] == ""
+    assert single["final_val_loss_ci95_low"] == "" and single["best_val_loss_p_welch"] == ""
+    assert rows["optim.lr=1e-3"]["final_val_loss_p_welch"] != ""
+
+
+def test_plot_draws_group_means_with_sd_bands(tmp_path):
+    from matplotlib.collections import PolyCollection
+
+    rep = build_report([str(seed_sweep(tmp_path))])
+    ax = rep.figure.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "optim.lr=3e-4 (mean ± sd, n=3)",
+        "optim.lr=1e-3 (mean ± sd, n=3)",
+    ]
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([6.0, 5.0, MEAN_3E4])
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2
+    # The band at the last step (20) spans mean ± sd of the lr 3e-4 finals.
+    vertices = bands[0].get_paths()[0].vertices
+    ys = vertices[vertices[:, 0] == 20][:, 1]
+    assert min(ys) == pytest.approx(MEAN_3E4 - SD_3E4)
+    assert max(ys) == pytest.approx(MEAN_3E4 + SD_3E4)
+    write_report(rep)
+    assert (tmp_path / "seeds" / "val_loss.png").read_bytes().startswith(PNG_MAGIC)
