@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train download prepare evaluate generate chat export report mlflow-ui test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
+.PHONY: help install train plan download prepare evaluate generate chat export report mlflow-ui test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ install: $(STAMP) ## create .venv and install ParrotLM with dev tools (idempoten
 
 train: $(STAMP) ## train the tiny default model on the embedded stories (offline, CPU-friendly)
 	$(PY) train.py $(ARGS)
+
+plan: $(STAMP) ## parameters, FLOPs, tokens, memory and a timed probe of a run: make plan ARGS="model=deep_narrow"
+	$(PY) scripts/plan.py $(ARGS)
 
 download: $(STAMP) ## fetch the optional lid.176.bin (and corpora: make download ARGS="lid data=tinystories")
 	$(PY) scripts/download.py $(or $(ARGS),lid)

@@ -23,7 +23,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 # Top to bottom; a module may import its own stage, a stage on its line, or any stage below.
 STAGES = [
-    ("serve", "report"),
+    ("serve", "report", "planning"),
     ("training",),
     ("evaluation", "export"),
     ("generation",),
