@@ -37,6 +37,7 @@ def test_every_console_command_is_declared():
         "parrot-chat",
         "parrot-report",
         "parrot-budget",
+        "parrot-plan",
     }
 
 
