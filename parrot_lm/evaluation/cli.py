@@ -1,7 +1,8 @@
 """Perplexity of a checkpoint: `parrot-evaluate ckpt=<run dir> [eval_set=...]`.
 
 Sliding windows of the model's context moved by `stride`, every token scored once; prints and
-writes loss, perplexity and bits per byte as JSON beside the checkpoint.
+writes loss, token perplexity, bits per byte and word-level perplexity as JSON beside the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.batch_size,
         byte_lengths=token_byte_lengths(loaded.tokenizer),
         progress=True,
+        tokenizer=loaded.tokenizer,
     )
     result = {
         "checkpoint": str(loaded.path),

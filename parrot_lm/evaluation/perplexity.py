@@ -5,10 +5,17 @@ Non-overlapping windows (stride = context) are cheapest but score early tokens o
 with little context, so they overstate perplexity; a smaller stride gives every token more.
 Training validation uses the same windows and metric (with its own stride), so `val/ppl` and
 `scripts/evaluate.py` agree on the same split and stride.
+
+Token perplexity depends on the tokenizer (fewer, longer tokens: higher per-token NLL), so it
+compares only models that share one. Bits per byte and word-level perplexity divide the same
+total NLL by a count that does not: the UTF-8 bytes, or the whitespace-separated words, of the
+scored text. Word-level perplexity is the convention of GPT-2's WikiText-103 figures (Radford
+et al. 2019, "Language Models are Unsupervised Multitask Learners", Table 3).
 """
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +63,47 @@ def token_byte_lengths(enc: Any) -> np.ndarray:
     return lengths
 
 
+class WordCount:
+    """Whitespace-separated words (`len(text.split())`) of the text a stream of token ids
+    decodes to, fed in pieces in order: the count equals that of the whole stream decoded at once.
+
+    Bytes from `enc.decode_bytes`, UTF-8 with errors="replace". End-of-text counts as a line
+    break (a document boundary, no word), as `token_byte_lengths` gives it no bytes.
+    """
+
+    def __init__(self, enc: Any) -> None:
+        self.enc = enc
+        self.words = 0
+        # Incremental: a character whose bytes straddle two pieces decodes once, not as two U+FFFD.
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._in_word = False  # the text so far ends inside a word (a piece may continue it)
+
+    def update(self, ids: np.ndarray) -> None:
+        """Count the words of the next piece of the stream (token ids, in order)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        breaks = np.flatnonzero(ids == self.enc.eot_token)
+        pieces = np.split(ids, breaks)
+        # np.split keeps each EOT at the head of the piece after it: drop it, join with "\n".
+        data = b"\n".join(
+            self.enc.decode_bytes(p[1:].tolist() if k else p.tolist()) for k, p in enumerate(pieces)
+        )
+        self._count(self._decoder.decode(data))
+
+    def finish(self) -> int:
+        """Flush a trailing incomplete UTF-8 sequence (as U+FFFD) and return the word count."""
+        self._count(self._decoder.decode(b"", final=True))
+        return self.words
+
+    def _count(self, text: str) -> None:
+        if not text:
+            return
+        n = len(text.split())
+        if n and self._in_word and not text[0].isspace():
+            n -= 1  # the first word here is the last one of the previous piece, continued
+        self.words += n
+        self._in_word = not text[-1].isspace()
+
+
 @torch.no_grad()
 def evaluate_perplexity(
     model: torch.nn.Module,
@@ -64,8 +112,16 @@ def evaluate_perplexity(
     batch_size: int = 8,
     byte_lengths: np.ndarray | None = None,
     progress: bool = False,
+    tokenizer: Any = None,
 ) -> dict[str, float]:
-    """Loss (mean NLL, nats), perplexity and bits per byte of `tokens` under `model`."""
+    """Loss (mean NLL, nats/token) and token perplexity exp(loss) of `tokens` under `model`.
+
+    With `byte_lengths` (`token_byte_lengths`): `bits_per_byte` = total NLL / ln 2 / UTF-8 bytes
+    of the scored tokens. With `tokenizer`: `word_ppl` = exp(total NLL (nats) / `words`), the
+    words being the whitespace-separated words of the scored tokens' text (`WordCount`): GPT-2's
+    word-level perplexity (Radford et al. 2019). Every token but the first is scored once, so
+    ppl == word_ppl ** (words / tokens).
+    """
     from tqdm import tqdm
 
     context = model.cfg.context_length
@@ -74,6 +130,7 @@ def evaluate_perplexity(
     device = next(model.parameters()).device
     metric = TokenNLL().to(device)
     n_bytes = 0
+    words = WordCount(tokenizer) if tokenizer is not None else None
     was_training = model.training
     model.eval()
     try:
@@ -82,6 +139,10 @@ def evaluate_perplexity(
             metric.update(model(x.to(device)), y.to(device))
             if byte_lengths is not None:
                 n_bytes += int(byte_lengths[y[y != IGNORE].numpy()].sum())
+            if words is not None:
+                # Windows come in order and score contiguous, increasing positions, so the
+                # scored targets, row by row, are the token stream from its second token on.
+                words.update(y[y != IGNORE].numpy())
     finally:
         model.train(was_training)
     loss = float(metric.compute())
@@ -96,6 +157,9 @@ def evaluate_perplexity(
     if byte_lengths is not None:
         result["bytes"] = n_bytes
         result["bits_per_byte"] = float(metric.nll) / math.log(2) / max(n_bytes, 1)
+    if words is not None:
+        result["words"] = words.finish()
+        result["word_ppl"] = math.exp(float(metric.nll) / max(result["words"], 1))
     return result
 
 

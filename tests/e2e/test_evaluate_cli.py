@@ -38,6 +38,11 @@ def test_evaluate_cli_agrees_with_training_validation(tiny_run, tmp_path):
     assert result["loss"] == pytest.approx(trained["metrics"]["val/loss"], abs=1e-5)
     assert result["ppl"] == pytest.approx(math.exp(result["loss"]))
     assert 0 < result["bits_per_byte"] < result["loss"]  # several bytes per BPE token
+    # Word-level perplexity: the same total NLL over the words of the scored text.
+    assert 0 < result["words"] < result["tokens"]
+    assert result["ppl"] == pytest.approx(
+        result["word_ppl"] ** (result["words"] / result["tokens"])
+    )
     overlapping = run_cli(["scripts/evaluate.py", f"ckpt={run_dir}", "stride=8"], cwd=ROOT)
     assert overlapping.returncode == 0, overlapping.stderr[-2000:]
     default_out = run_dir / "eval" / "last-val-stride8.json"
