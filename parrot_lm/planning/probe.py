@@ -3,18 +3,21 @@ gives the configured model and batch, and the run's projected wall time. Nothing
 
 from __future__ import annotations
 
-import contextlib
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 
+import lightning as L
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
 
 from parrot_lm.core.errors import ConfigError
-from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.optim import build_optimizer
+from parrot_lm.model import GPTConfig
+from parrot_lm.training.console import quiet_lightning
 from parrot_lm.training.flops import Peak, peak_flops
+from parrot_lm.training.lit_module import LitLM
 from parrot_lm.training.speed import apply_speed_settings
 
 
@@ -52,6 +55,29 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return None
 
 
+class StepTimer(L.Callback):
+    """The wall time of the optimizer steps after `warmup` untimed ones."""
+
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup, self.device = warmup, device
+        self.start: float | None = None
+        self.end: float | None = None
+        self.timed = 0
+        self._last_step = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_args: object) -> None:
+        if trainer.global_step == self._last_step:
+            return  # a micro-batch inside gradient accumulation
+        self._last_step = trainer.global_step
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if trainer.global_step == self.warmup:
+            self.start = now
+        elif trainer.global_step > self.warmup:
+            self.end, self.timed = now, trainer.global_step - self.warmup
+
+
 def run_probe(
     cfg: DictConfig,
     gpt_cfg: GPTConfig,
@@ -60,48 +86,51 @@ def run_probe(
     warmup: int = 2,
 ) -> Probe:
     """Time `steps` optimizer steps after `warmup` untimed ones (allocation, kernel choice,
-    compilation), each as training runs it: `accumulate_grad_batches` forward/backward passes
-    of a micro-batch, gradient clipping, the optimizer step, gradients freed."""
+    compilation), trained as train.py trains them: ParrotLM's LightningModule in a Lightning
+    Trainer with the run's precision, accumulation and clipping, so the loop's own cost per
+    step is in the figure. The data are random tokens in memory; no logger, no checkpoint,
+    nothing written."""
+    quiet_lightning()  # its start-up lines say nothing about the plan
     device = device_of(cfg.trainer)
     torch.manual_seed(0)
-    model = GPT(gpt_cfg).to(device).train()
-    apply_speed_settings(
-        OmegaConf.to_container(cfg.speed, resolve=True), model, device.type == "cuda"
-    )
-    optim = build_optimizer(model, OmegaConf.to_container(cfg.optim, resolve=True))
-    dtype = autocast_dtype(cfg.trainer.precision)
     batch, seq = int(cfg.data.batch_size), int(cfg.data.context_length)
     accumulate = int(cfg.trainer.accumulate_grad_batches)
-    clip = cfg.optim.grad_clip
-    tokens = torch.randint(0, gpt_cfg.vocab_size, (batch, seq + 1), device=device)
-    x, y = tokens[:, :-1], tokens[:, 1:]
-
-    def step() -> None:
-        for _ in range(accumulate):
-            cast = torch.autocast(device.type, dtype) if dtype else contextlib.nullcontext()
-            with cast:
-                logits = model(x)
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()) / accumulate
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip) if clip else float("inf"))
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-
-    def sync() -> None:
+    total = warmup + steps
+    tokens = torch.randint(0, gpt_cfg.vocab_size, (total * accumulate * batch, seq + 1))
+    loader = DataLoader(TensorDataset(tokens[:, :-1], tokens[:, 1:]), batch_size=batch)
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    lit = LitLM(model=gpt_cfg.to_dict(), optim=optim, total_steps=total)
+    apply_speed_settings(
+        OmegaConf.to_container(cfg.speed, resolve=True), lit.model, device.type == "cuda"
+    )
+    timer = StepTimer(warmup, device)
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = L.Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=1,
+            precision=cfg.trainer.precision,
+            max_steps=total,
+            accumulate_grad_batches=accumulate,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            callbacks=[timer],
+            default_root_dir=scratch,
+        )
         if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        step()
-    sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    step_s = (time.perf_counter() - start) / steps
+            torch.cuda.reset_peak_memory_stats(device)
+        with warnings.catch_warnings():  # no val loader on purpose: the probe times training
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            trainer.fit(lit, train_dataloaders=loader)
+    if timer.start is None or timer.end is None or timer.timed == 0:
+        raise ConfigError("The probe could not time any optimizer step; run with probe=false.")
+    step_s = (timer.end - timer.start) / timer.timed
     tokens_per_s = batch * seq * accumulate / step_s
+    dtype = autocast_dtype(cfg.trainer.precision)
     peak = peak_flops(device, dtype or torch.float32)
     memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return Probe(step_s, tokens_per_s, tokens_per_s * flops_per_token / peak.flops, peak, memory)
