@@ -164,6 +164,7 @@ class TrainSchema:
     ckpt_path: str | None = None
     val_every_n_steps: int = checked(100, integer(ge=1))
     ckpt_every_n_steps: int = checked(500, integer(ge=1))
+    ckpt_keep_last_k: int | None = checked(None, integer(ge=1))  # null: keep every step file
     nonfinite_loss: str = checked("stop", OneOf(NONFINITE_LOSS))
     checkpoint_io: Any = None
     model: ModelSchema = field(default_factory=ModelSchema)

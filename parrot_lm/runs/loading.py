@@ -3,7 +3,8 @@ with (saved by training in `<run dir>/tokenizer/`, beside `<run dir>/checkpoints
 
 "Which checkpoint" is answered here once, for evaluate, generate, export, chat and training's
 ckpt_path (`resolve_checkpoint`): a .ckpt file, a run dir, a run name under `<outputs>/runs`
-(or `<outputs>/multiruns`), or `latest`.
+(or `<outputs>/multiruns`), or `latest`; any of these but a file may end in `:best` (the run's
+best.ckpt) or `:last` (its last.ckpt).
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ from parrot_lm.data.tokenizer import SPEC_FILE, Tokenizer, load_tokenizer_dir
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.runs.checkpoints import load_checkpoint
 from parrot_lm.runs.identity import check_tokenizer
-from parrot_lm.runs.run_dir import LATEST, MULTIRUNS, RUN_CONFIG, RUNS, RunDir
+from parrot_lm.runs.run_dir import (
+    BEST,
+    CHECKPOINTS,
+    LAST,
+    LATEST,
+    MULTIRUNS,
+    RUN_CONFIG,
+    RUNS,
+    RunDir,
+)
 
 MODEL_PREFIX = "model."  # LitLM keeps the GPT as `self.model`
+RUN_FILES = {"best": BEST, "last": LAST}  # ckpt=<run>:best, ckpt=<run>:last
 
 
 @dataclass
@@ -36,10 +47,15 @@ class LoadedModel:
 def resolve_checkpoint(spec: str | Path, outputs_dir: str | Path = "outputs") -> Path:
     """The checkpoint `spec` names: a .ckpt file; a run dir or checkpoints dir (its last.ckpt,
     else its highest step file); `latest` (`latest_checkpoint`); or a run name, a path under
-    `<outputs_dir>/runs` or `<outputs_dir>/multiruns` (`name=` of train.py). CheckpointError
+    `<outputs_dir>/runs` or `<outputs_dir>/multiruns` (`name=` of train.py); any of these but a
+    file followed by `:best` or `:last` for that run's best.ckpt or last.ckpt. CheckpointError
     with the newest run names when it names nothing."""
     text = str(spec)
     outputs = Path(outputs_dir).expanduser()
+    run_part, colon, which = text.rpartition(":")
+    # A path that exists as spelled wins: ':' is a legal character in a file name.
+    if colon and run_part and which in RUN_FILES and not Path(text).expanduser().exists():
+        return run_file(run_part, which, outputs)
     if text == LATEST:
         return latest_checkpoint(outputs)
     path = Path(text).expanduser()
@@ -57,6 +73,32 @@ def resolve_checkpoint(spec: str | Path, outputs_dir: str | Path = "outputs") ->
         f"Checkpoint {path} does not exist, and no run under {outputs} is called {text}; the "
         f"newest runs: {newest} (or ckpt=latest)."
     )
+
+
+def run_file(spec: str, which: str, outputs: Path) -> Path:
+    """`<spec>:best` / `<spec>:last`: that file of the run `spec` names (a run dir, its
+    checkpoints dir, a run name, or `latest`); CheckpointError in one sentence when the run
+    has none."""
+    if spec == LATEST:
+        run = RunDir.of_checkpoint(latest_checkpoint(outputs))
+    else:
+        path = Path(spec).expanduser()
+        named = path if path.is_dir() else run_named(outputs, spec)
+        if named is None:
+            newest = ", ".join(run_names(outputs)[:5]) or f"none yet under {outputs / RUNS}"
+            raise CheckpointError(
+                f"ckpt={spec}:{which} names no run dir, and no run under {outputs} is called "
+                f"{spec}; the newest runs: {newest}."
+            )
+        run = RunDir(named.parent) if named.name == CHECKPOINTS else RunDir(named)
+    found = run.checkpoints / RUN_FILES[which]
+    if not found.is_file():
+        why = " (written when a validation lowers the val loss)" if which == "best" else ""
+        raise CheckpointError(
+            f"Run {run.path} has no {RUN_FILES[which]}{why}; use ckpt={spec} for its newest "
+            "checkpoint."
+        )
+    return found
 
 
 def run_named(outputs: Path, name: str) -> Path | None:

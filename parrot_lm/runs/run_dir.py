@@ -4,7 +4,8 @@
 <run dir>/
   run_config.yaml     the resolved config the run executes (resume reads it back)
   .hydra/             Hydra's own record (config.yaml, overrides.yaml, hydra.yaml)
-  checkpoints/        last.ckpt and step<N>.ckpt (Lightning checkpoints, weights_only-loadable)
+  checkpoints/        last.ckpt, step<N>.ckpt and best.ckpt (lowest val loss; never resumed
+                      from), Lightning checkpoints, weights_only-loadable
   tokenizer/          the run's tokenizer (tokenizer_spec.json and its files)
   tensorboard/        TensorBoard events
   csv/                CSVLogger's metrics.csv (logger=csv)
@@ -53,6 +54,7 @@ MULTIRUNS = "multiruns"  # <log dir>/multiruns/<date>/<time>/<job number> (or <n
 LATEST = "latest"  # ckpt=latest: a word, so never a run name
 JOB_LOG = "train.log"  # Hydra's job log (conf/hydra/default.yaml names the job `train`)
 LAST = "last.ckpt"
+BEST = "best.ckpt"  # the lowest val loss so far (training/checkpointing.py BestCheckpoint)
 STEP_RE = re.compile(r"step(\d+)\.ckpt$")
 
 
@@ -253,6 +255,7 @@ class RunDir:
     run_config = _child(RUN_CONFIG)
     checkpoints = _child(CHECKPOINTS)
     last_checkpoint = _child(CHECKPOINTS, LAST)
+    best_checkpoint = _child(CHECKPOINTS, BEST)
     tokenizer = _child(TOKENIZER)
     tensorboard = _child(TENSORBOARD)
     csv = _child(CSV)
@@ -357,7 +360,8 @@ def run_within(path: Path) -> Path | None:
 
 
 def checkpoint_candidates(ckpt_dir: Path) -> list[Path]:
-    """In `ckpt_dir`: last.ckpt first, then step checkpoints from newest to oldest."""
+    """In `ckpt_dir`: last.ckpt first, then step checkpoints from newest to oldest. Never
+    best.ckpt: it may be older than both, and a resume continues from the newest state."""
     steps = sorted(
         (p for p in ckpt_dir.glob("step*.ckpt") if STEP_RE.search(p.name)),
         key=lambda p: step_of(p) or 0,

@@ -102,7 +102,7 @@ def test_submitit_requeues_a_timed_out_job_into_its_own_dir_and_it_resumes(data_
     assert "Requeued job" in log
     assert "Resuming from" in log and "(step 4)" in log
     assert final_step(job) == 8
-    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert sorted(p.name for p in (job / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_optuna_search_minimises_the_val_loss_each_job_returns(data_dir, tmp_path):

@@ -186,3 +186,21 @@ class RaiseAt(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         if trainer.global_step == self.step:
             raise RuntimeError(f"test crash at step {self.step}")
+
+
+class BlindValidation(L.Callback):
+    """Zeroes the final norm's weight for each validation (restored right after), so every
+    validation scores uniform logits, ln(vocab): worse than any trained model. The weights
+    training continues from, and any checkpoint saved after validation, are untouched."""
+
+    def __init__(self) -> None:
+        self.saved = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.saved = pl_module.model.norm.weight.detach().clone()
+        pl_module.model.norm.weight.data.zero_()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if self.saved is not None:
+            pl_module.model.norm.weight.data.copy_(self.saved)
+            self.saved = None
