@@ -73,6 +73,10 @@ def main(argv: list[str]) -> dict:
                 f"{r['parrot_between_steps_fraction']:.2%}",
             ),
             (f"{label}: peak memory (MiB)", f"{r['peak_memory_mib']:,.0f}"),
+            (
+                f"{label}: plan.py probe / ParrotLM tokens/s (target 0.8-1.2)",
+                f"{r['ratio_plan_probe_vs_parrot']:.2f}",
+            ),
         ]
     rows += [
         (

@@ -198,6 +198,7 @@ def training_speed(
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     peak = measure_peak_flops(device, dtype, size=4096 if device == "cuda" else 1024)
     tokens_per_s = statistics.median(parrot)
+    probe = plan_probe(shape, batch_size, warmup, steps, device)
     flops = tokens_per_s * flops_per_token(GPTConfig(**shape))
     if device == "cuda":
         peak_memory_mib = torch.cuda.max_memory_allocated() / 2**20
@@ -216,7 +217,32 @@ def training_speed(
         "parrot_between_steps_fraction": statistics.median(parrot_wait),
         "bare_data_wait_fraction": statistics.median(bare_wait),
         "peak_memory_mib": peak_memory_mib,
+        "plan_probe_tokens_per_s": probe,
+        "ratio_plan_probe_vs_parrot": probe / tokens_per_s,
     }
+
+
+def plan_probe(shape: dict, batch_size: int, warmup: int, steps: int, device: str) -> float:
+    """The tokens/s `scripts/plan.py`'s probe predicts for this model and batch (issue 18: within
+    20% of what the run achieves)."""
+    from omegaconf import OmegaConf
+
+    from parrot_lm.planning.probe import run_probe
+
+    cfg = OmegaConf.create(
+        {
+            "trainer": {
+                "accelerator": "gpu" if device == "cuda" else "cpu",
+                "precision": "bf16-mixed" if device == "cuda" else "32-true",
+                "accumulate_grad_batches": 1,
+            },
+            "data": {"batch_size": batch_size, "context_length": shape["context_length"]},
+            "optim": OPTIM,
+            "speed": {},
+        }
+    )
+    gpt = GPTConfig(**shape)
+    return run_probe(cfg, gpt, flops_per_token(gpt), steps=steps, warmup=warmup).tokens_per_s
 
 
 def stories_data(root: Path, num_documents: int = 2000) -> Path:

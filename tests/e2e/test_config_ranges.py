@@ -203,7 +203,7 @@ def test_values_in_range_pass(tmp_path, overrides):
 def test_a_null_callback_or_logger_is_switched_off(tmp_path):
     cfg = check_train_config(tmp_path, ["callbacks.text_samples=null", "logger.tensorboard=null"])
     names = [type(c).__name__ for c in instantiate_group(cfg.callbacks)]
-    assert names == ["PeriodicCheckpoint", "HParamsSummary"]
+    assert names == ["PeriodicCheckpoint", "BestCheckpoint", "HParamsSummary"]
     assert group_entries(cfg.logger) == []
 
 

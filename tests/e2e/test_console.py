@@ -78,8 +78,8 @@ def test_a_run_prints_its_progress_and_next_commands_without_lightning_noise(
     assert f"python scripts/generate.py ckpt={run} " in tail
     assert f"python scripts/chat.py outputs_dir={run}" in tail
     assert f"python train.py resume={run} trainer.max_steps={2 * STEPS}" in tail
-    assert "Best:" not in tail  # no checkpoint callback monitors a metric
-    assert len(tail.splitlines()) <= 8
+    assert f"Best:        {run / 'checkpoints' / 'best.ckpt'}" in tail  # by val loss
+    assert len(tail.splitlines()) <= 9
 
 
 def test_no_progress_line_when_switched_off(tmp_path, small_data_dir):

@@ -61,36 +61,22 @@ def test_plan_prints_counts_without_probe():
     assert "Probe" not in proc.stdout
 
 
-def test_probe_matches_a_real_run(tmp_path):
-    """The probe's tokens/s within 20% of what training logs on the same config."""
-    from tests.helpers.training import fit
-
-    overrides = [
-        *TINY_MODEL,
-        *TINY_DATA,
-        "trainer.accelerator=cpu",
-        "trainer.max_steps=20",
-        "trainer.log_every_n_steps=5",
-        "trainer.enable_progress_bar=false",
-        "sample.max_new_tokens=0",
-        "logger=csv",
-        "callbacks=none",
-        "val_every_n_steps=1000",
-    ]
-    fit(tmp_path, *overrides)
-    import csv
-
-    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
-    rates = [float(r["train/tokens_per_sec"]) for r in rows if r.get("train/tokens_per_sec")]
-    cfg = compose_train(tmp_path, overrides)
-    gpt_cfg = counts.model_config(cfg, counts.resolve_vocab(cfg)[0])
+def test_probe_trains_the_configured_steps_through_lightning(tmp_path):
+    """The probe's figures are consistent with each other and with the config; how close its
+    tokens/s comes to a real run's is a measured ratio in `make bench` (plan.py probe /
+    ParrotLM), not a timed assertion here."""
     from parrot_lm.planning.probe import run_probe
 
-    probe = run_probe(cfg, gpt_cfg, flops_per_token(gpt_cfg), steps=20, warmup=2)
-    rates = rates[1:] or rates  # the first window holds the warm-up
-    ratio = probe.tokens_per_s / (sum(rates) / len(rates))
-    print(f"probe/run tokens/s ratio {ratio:.3f}")
-    assert 0.8 <= ratio <= 1.2
+    overrides = [*TINY_MODEL, *TINY_DATA, "trainer.accelerator=cpu"]
+    cfg = compose_train(tmp_path, overrides)
+    gpt_cfg = counts.model_config(cfg, counts.resolve_vocab(cfg)[0])
+    probe = run_probe(cfg, gpt_cfg, flops_per_token(gpt_cfg), steps=3, warmup=1)
+    tokens_per_step = cfg.data.batch_size * cfg.data.context_length
+    assert probe.tokens_per_s * probe.step_s == pytest.approx(tokens_per_step)
+    assert probe.mfu == pytest.approx(
+        probe.tokens_per_s * flops_per_token(gpt_cfg) / probe.peak.flops
+    )
+    assert list(tmp_path.iterdir()) == [] or not (tmp_path / "run").exists()  # nothing written
 
 
 def test_probe_key_is_checked():
