@@ -192,16 +192,22 @@ def app_help(args: list[str]) -> str:
     return HELP.format(groups=groups, config=OmegaConf.to_yaml(cfg))
 
 
+@exit_on_user_error
+def preflight(args: list[str]) -> None:
+    """The checks that must refuse a command line before Hydra makes or writes any dir."""
+    check_resume_argument(args)
+    check_name_argument(args)
+    check_output_dirs(args)
+    check_overrides(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run `parrot-train` with `argv` (default: sys.argv[1:]); Hydra parses the arguments."""
     args = sys.argv[1:] if argv is None else list(argv)
     if any(a in HELP_FLAGS for a in args):
         print(exit_on_user_error(app_help)(args), end="")
         return
-    exit_on_user_error(check_resume_argument)(args)
-    exit_on_user_error(check_name_argument)(args)
-    exit_on_user_error(check_output_dirs)(args)
-    exit_on_user_error(check_overrides)(args)
+    preflight(args)
     _continued[:] = [s for s in map(RunDirSnapshot.take, continued_run_dirs(args)) if s]
     if argv is None:
         train_task()
