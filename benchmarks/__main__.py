@@ -28,6 +28,7 @@ def main(argv: list[str]) -> dict:
         evaluation_speed,
         generation_speed,
     )
+    from benchmarks.per_flop import run_per_flop_bench
     from benchmarks.prepare import prepare_peak_memory, tokenize_throughput
     from benchmarks.train import (
         TRAIN_MODELS,
@@ -55,6 +56,9 @@ def main(argv: list[str]) -> dict:
     results["training"] = run_training_bench(
         TRAIN_QUICK if args.quick else train_models, args.quick
     )
+    results["per_flop"] = run_per_flop_bench(
+        TRAIN_QUICK if args.quick else TRAIN_MODELS, args.quick
+    )
     t, m = results["tokenize"], results["prepare_memory"]
     rows = []
     for r in results["training"]:
@@ -78,6 +82,33 @@ def main(argv: list[str]) -> dict:
                 f"{r['ratio_plan_probe_vs_parrot']:.2f}",
             ),
         ]
+    for r in results["per_flop"]["ratios"]:
+        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
+        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        rows += [
+            (
+                f"{label}: LLaMA vs GPT-2-style block (tokens/s)",
+                f"{r['llama_tokens_per_s']:,.0f} vs {r['gpt2_tokens_per_s']:,.0f}",
+            ),
+            (
+                f"{label}: LLaMA / GPT-2-style achieved FLOP/s (target >= 1.0)",
+                f"{r['ratio_llama_vs_gpt2']:.3f} (pairs {pairs})",
+            ),
+        ]
+    c = results["per_flop"]["compile"]
+    label = f"train {c['model']} (cpu fp32, batch {c['batch'][0]}x{c['batch'][1]})"
+    pairs = ", ".join(f"{x:.2f}" for x in c["ratios"])
+    even = "never" if c["break_even_steps"] is None else f"{c['break_even_steps']:,.0f} steps"
+    rows += [
+        (
+            f"{label}: torch.compile / eager (tokens/s)",
+            f"{c['ratio_compiled_vs_eager']:.3f} (pairs {pairs})",
+        ),
+        (
+            f"{label}: compile warm-up, cold cache (s); pays off after",
+            f"{c['warm_up_s']:.1f}; {even}",
+        ),
+    ]
     rows += [
         (
             "tokenize: raw tiktoken encode_ordinary_batch (tokens/s)",

@@ -82,7 +82,9 @@ def _prefill(model: GPT, rows: list[list[int]], max_len: int) -> tuple[KVCache, 
     param = next(model.parameters())
     cache = KVCache(model.cfg, len(rows), max_len, param.device, param.dtype)
     ids, valid = _left_pad(rows, param.device)
-    logits = model(ids, cache=cache, valid=valid)  # (B, T, V): left padding puts it last
+    # forward, not __call__: a model compiled in place for training (speed.compile) would
+    # recompile for every prompt and cache length; decoding runs eagerly.
+    logits = model.forward(ids, cache=cache, valid=valid)  # (B, T, V): left padding puts it last
     return cache, logits[:, -1]
 
 
@@ -122,7 +124,7 @@ def _sample_steps(
                 cache, logits = _prefill(model, [r[-(ctx // 2 or 1) :] for r in rows], ctx)
             else:
                 step = next_ids.to(cache.valid.device)[:, None]  # (B, 1)
-                logits = model(step, cache=cache)[:, -1]
+                logits = model.forward(step, cache=cache)[:, -1]  # eagerly, as in _prefill
 
 
 def _generator(model: GPT, params: SamplingParams, generator: torch.Generator | None):

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from parrot_lm.model.config import GPTConfig
-from parrot_lm.model.rope import apply_rope, rope_cache
+from parrot_lm.model.norm import RMSNorm
+from parrot_lm.model.rope import apply_rope, interleave_heads, rope_cache
 
 
 class KVCache:
@@ -50,18 +51,21 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor | None,
-        sin: torch.Tensor | None,
+        rotation: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        heads = self.n_heads + 2 * self.n_kv_heads
-        qkv = self.qkv(x).view(B, T, heads, self.head_dim)  # (B, T, n_heads + 2 n_kv, hd)
-        qk, v = qkv.split([self.n_heads + self.n_kv_heads, self.n_kv_heads], dim=2)
-        if cos is not None:  # RoPE on the query and key heads at once; None: learned or none
-            qk = apply_rope(qk, cos, sin)
+        heads, qk_heads = self.n_heads + 2 * self.n_kv_heads, self.n_heads + self.n_kv_heads
+        if rotation is None:  # learned positions or none
+            qkv = self.qkv(x)
+        else:  # q and k come out with their RoPE pairs side by side (rope.py)
+            qkv = F.linear(x, interleave_heads(self.qkv.weight, qk_heads, self.head_dim))
+        qkv = qkv.view(B, T, heads, self.head_dim)  # (B, T, n_heads + 2 n_kv, hd)
+        qk, v = qkv.split([qk_heads, self.n_kv_heads], dim=2)
+        if rotation is not None:  # RoPE on the query and key heads at once
+            qk = apply_rope(qk, rotation)
         q, k = qk.transpose(1, 2).split([self.n_heads, self.n_kv_heads], dim=1)
         v = v.transpose(1, 2)  # q (B, n_heads, T, hd); k, v (B, n_kv, T, hd)
         if cache is not None:  # append this step's keys/values, attend over all filled slots
@@ -96,7 +100,7 @@ class SwiGLU(nn.Module):
 def make_norm(cfg: GPTConfig) -> nn.Module:
     """RMSNorm (weight only), LayerNorm (weight and bias, as GPT-2) or nothing."""
     if cfg.norm == "rmsnorm":
-        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        return RMSNorm(cfg.d_model, eps=cfg.norm_eps)
     if cfg.norm == "layernorm":
         return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
     return nn.Identity()
@@ -115,16 +119,15 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor | None,
-        sin: torch.Tensor | None,
+        rotation: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.post_norm:  # original Transformer: normalise the residual stream after each add
-            x = self.attn_norm(x + self.dropout(self.attn(x, cos, sin, cache, layer, mask)))
+            x = self.attn_norm(x + self.dropout(self.attn(x, rotation, cache, layer, mask)))
             return self.mlp_norm(x + self.dropout(self.mlp(x)))  # (B, T, d_model)
-        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache, layer, mask))
+        x = x + self.dropout(self.attn(self.attn_norm(x), rotation, cache, layer, mask))
         x = x + self.dropout(self.mlp(self.mlp_norm(x)))
         return x  # (B, T, d_model)
 
@@ -205,23 +208,25 @@ class GPT(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)  # (T, d_model) or (B, T, d_model), broadcast
         x = self.drop(x)
-        cos, sin = self._rope(positions)
+        rotation = self._rope(positions)
         for i, block in enumerate(self.blocks):
             if self.activation_checkpointing and self.training and cache is None:
                 # Keep only each block's input; recompute its activations in backward.
-                x = checkpoint(block, x, cos, sin, None, i, mask, use_reentrant=False)
+                x = checkpoint(block, x, rotation, None, i, mask, use_reentrant=False)
             else:
-                x = block(x, cos, sin, cache, i, mask)
+                x = block(x, rotation, cache, i, mask)
         if cache is not None:
             cache.length += T
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
 
-    def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """cos/sin at `positions`, shaped to broadcast over heads in (B, T, heads, hd):
-        (T,) -> (T, 1, hd); (B, T) -> (B, T, 1, hd). None without RoPE."""
+    def _rope(self, positions: torch.Tensor) -> torch.Tensor | None:
+        """The RoPE rotation cos + i sin at `positions` (complex), shaped to broadcast over the
+        heads' pairs (B, T, heads, hd/2): (T,) -> (T, 1, hd/2); (B, T) -> (B, T, 1, hd/2).
+        None without RoPE."""
         if self.cfg.pos_encoding != "rope":
-            return None, None
-        return self.rope_cos[positions][..., None, :], self.rope_sin[positions][..., None, :]
+            return None
+        cos, sin = self.rope_cos[positions].float(), self.rope_sin[positions].float()
+        return torch.complex(cos, sin)[..., None, :]
 
     def _cache_step(
         self, cache: KVCache, T: int, valid: torch.Tensor | None

@@ -271,9 +271,9 @@ def test_post_norm_normalises_after_the_residual_add():
             torch.testing.assert_close(var, torch.ones_like(var), atol=1e-3, rtol=0)
         # By hand: norm(x + attn(x)), then norm(h + mlp(h)).
         block = model.blocks[0]
-        cos, sin = model._rope(torch.arange(CTX))
+        rotation = model._rope(torch.arange(CTX))
         with torch.no_grad():
-            h = block.attn_norm(x + block.attn(x, cos, sin))
+            h = block.attn_norm(x + block.attn(x, rotation))
             torch.testing.assert_close(y, block.mlp_norm(h + block.mlp(h)))
 
     pre = model_of(norm="rmsnorm", norm_position="pre").eval()

@@ -48,6 +48,19 @@ def test_kv_cache_greedy_equals_full_recomputation_for_a_ragged_batch(n_kv_heads
     assert [generate_tokens(model, [p], greedy(30))[0] for p in prompts] == expected
 
 
+def test_decoding_runs_eagerly_on_a_model_compiled_for_training():
+    """speed.compile compiles the model in place; the sample callback's decoding must not
+    compile a graph per prompt and cache length (no graph is captured at all)."""
+    from torch._dynamo.utils import counters
+
+    model = sharp_model()
+    expected = generate_tokens(model, [[5, 6, 7], [42]], greedy(5))
+    model.compile()
+    counters.clear()
+    assert generate_tokens(model, [[5, 6, 7], [42]], greedy(5)) == expected
+    assert counters["stats"]["unique_graphs"] == 0
+
+
 def test_cache_fed_in_chunks_gives_the_logits_of_one_forward():
     """Unpadded rows take the cache's short path (shared positions, no mask) for a first chunk
     and single tokens; a later multi-token chunk needs the causal mask: all agree with one pass."""

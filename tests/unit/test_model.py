@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
-from parrot_lm.model.rope import apply_rope, rope_cache
+from parrot_lm.model.norm import RMSNorm, rms_norm_cpu
+from parrot_lm.model.rope import apply_rope, interleave_heads, rope_cache
 
 
 def small_cfg(**kw) -> GPTConfig:
@@ -62,11 +63,49 @@ def naive_rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
     return out
 
 
+def paired(x: torch.Tensor) -> torch.Tensor:
+    """Rotate-half layout [0..h-1, h..2h-1] -> pairs side by side [0, h, 1, h+1, ...]."""
+    return x.unflatten(-1, (2, -1)).transpose(-1, -2).flatten(-2)
+
+
+def rotation(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return torch.complex(cos.double(), sin.double())
+
+
 def test_rope_matches_naive_reference():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 7, 8, dtype=torch.float64)
     cos, sin = rope_cache(7, 8)
-    torch.testing.assert_close(apply_rope(x, cos.double(), sin.double()), naive_rope(x))
+    rotated = apply_rope(paired(x), rotation(cos, sin))
+    torch.testing.assert_close(rotated, paired(naive_rope(x)))
+
+
+def test_interleave_heads_pairs_rows_within_each_rotated_head():
+    weight = torch.arange(3 * 8, dtype=torch.float32)[:, None]  # 3 heads of dim 8, row = id
+    out = interleave_heads(weight, n_heads=2, head_dim=8)  # the third head is left alone
+    assert out[:, 0].tolist() == [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15] + list(
+        range(16, 24)
+    )
+
+
+def test_attention_equals_rotate_half_reference():
+    """The paired computation (rope.py) gives HF Llama's rotate-half attention exactly."""
+    torch.manual_seed(0)
+    model = GPT(small_cfg(n_kv_heads=2)).double().eval()
+    attn, x = model.blocks[0].attn, torch.randn(2, 16, 32, dtype=torch.float64)
+    q, k, v = attn.qkv(x).split([32, 16, 16], dim=-1)  # the checkpoint's own layout
+    cos, sin = (t.double() for t in rope_cache(16, 8))
+
+    def rope(t: torch.Tensor) -> torch.Tensor:  # HF Llama's apply_rotary_pos_emb
+        t = t.unflatten(-1, (-1, 8)).transpose(1, 2)  # (B, heads, T, hd)
+        c, s = torch.cat((cos, cos), -1), torch.cat((sin, sin), -1)
+        return t * c + torch.cat((-t[..., 4:], t[..., :4]), -1) * s
+
+    q, k = rope(q), rope(k).repeat_interleave(2, dim=1)
+    v = v.unflatten(-1, (-1, 8)).transpose(1, 2).repeat_interleave(2, dim=1)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).flatten(2)
+    rot = model._rope(torch.arange(16))
+    torch.testing.assert_close(attn(x, rot), attn.proj(y))
 
 
 def test_rope_is_relative():
@@ -74,10 +113,11 @@ def test_rope_is_relative():
     torch.manual_seed(0)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
     cos, sin = rope_cache(32, 8)
+    rot = torch.complex(cos, sin)
 
     def score(i: int, j: int) -> float:
-        qi = apply_rope(q, cos[i : i + 1], sin[i : i + 1])
-        kj = apply_rope(k, cos[j : j + 1], sin[j : j + 1])
+        qi = apply_rope(q, rot[i : i + 1])
+        kj = apply_rope(k, rot[j : j + 1])
         return float((qi * kj).sum())
 
     assert score(5, 3) == pytest.approx(score(20, 18), abs=1e-5)
@@ -145,3 +185,38 @@ def test_generate_respects_vocab_limit():
     model = GPT(small_cfg()).eval()
     out = generate_tokens(model, [[0]] * 4, SamplingParams(30, temperature=2.0), vocab_limit=10)
     assert max(max(row) for row in out) < 10
+
+
+def test_rope_rotates_bf16_in_float32_and_returns_bf16():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, 8)
+    cos, sin = rope_cache(5, 8)
+    rot = torch.complex(cos, sin)[:, None, :]
+    out = apply_rope(x.bfloat16(), rot)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        out.float(), apply_rope(x.bfloat16().float(), rot), rtol=0, atol=0.02
+    )
+
+
+def test_cpu_rms_norm_matches_torch_in_value_and_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(16, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(3, 5, 16, dtype=torch.float64)
+    ours = rms_norm_cpu(x, weight, 1e-5)
+    (ours * grad).sum().backward()
+    ours_grads = x.grad.clone(), weight.grad.clone()
+    x.grad = weight.grad = None
+    reference = F.rms_norm(x, (16,), weight, 1e-5)
+    (reference * grad).sum().backward()
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(ours_grads, (x.grad, weight.grad))
+    assert torch.autograd.gradcheck(lambda a, w: rms_norm_cpu(a, w, 1e-5), (x[:1, :2], weight))
+
+
+def test_rms_norm_module_keeps_nn_rmsnorm_state_and_type():
+    norm = RMSNorm(16, eps=1e-5)
+    assert isinstance(norm, torch.nn.RMSNorm) and list(norm.state_dict()) == ["weight"]
+    x = torch.randn(2, 16)
+    torch.testing.assert_close(norm(x), torch.nn.RMSNorm(16, eps=1e-5)(x))

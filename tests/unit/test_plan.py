@@ -54,8 +54,10 @@ def test_refuses_when_memory_is_too_small(monkeypatch):
     assert proc.stderr.count("\n") == 1
 
 
-def test_plan_prints_counts_without_probe():
-    proc = run_main(main, ["model=tiny", "trainer.accelerator=cpu", "probe=false"])
+def test_plan_prints_counts_without_probe(tmp_path):
+    # Unprepared data (the configured vocabulary), whatever `make train` left in data/.
+    unprepared = f"data.data_dir={tmp_path / 'unprepared'}"
+    proc = run_main(main, ["model=tiny", "trainer.accelerator=cpu", "probe=false", unprepared])
     assert proc.returncode == 0, proc.stderr
     assert "Parameters: 1,066,112 total" in proc.stdout
     assert "Probe" not in proc.stdout

@@ -1,0 +1,216 @@
+"""Speed per FLOP: ParrotLM's LLaMA block against a GPT-2-style block of the same size.
+
+The reference is built from ParrotLM's own switches (`norm=layernorm`, `pos_encoding=learned`)
+with a bench-only GELU MLP at 4x width (GPT-2, as nanoGPT writes it: exact GELU, no biases in
+the linear layers), so both models share the embedding, attention, head, loss, optimizer and
+loop, and differ only where the recipes do: RMSNorm/LayerNorm, RoPE/learned positions,
+SwiGLU/GELU. Each model's FLOPs per token are counted from its own linear layers (6N plus
+attention, PaLM appendix B), so the ratio of achieved FLOP/s says which block does more useful
+work per second, whatever their small differences in size.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from parrot_lm.model import GPT, GPTConfig
+from parrot_lm.optim import build_optimizer
+
+
+class GeluMLP(nn.Module):
+    """GPT-2's feed-forward: d_model -> 4 d_model -> d_model with GELU (bench-only)."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, 4 * d_model, bias=False)
+        self.proj = nn.Linear(4 * d_model, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x)))  # (B, T, d_model)
+
+
+def llama_model(shape: dict[str, Any]) -> GPT:
+    """ParrotLM's default recipe at this shape."""
+    return GPT(GPTConfig(**shape))
+
+
+def gpt2_model(shape: dict[str, Any]) -> GPT:
+    """The GPT-2-style reference at this shape: LayerNorm, learned positions, GELU MLP 4x.
+    `d_ff` of the shape is ignored: the MLP is 4 d_model wide, as in GPT-2."""
+    model = GPT(GPTConfig(**shape, norm="layernorm", pos_encoding="learned"))
+    std, residual_std = model.cfg.init_std, model.cfg.init_std / (2 * model.cfg.n_layers) ** 0.5
+    for block in model.blocks:
+        block.mlp = GeluMLP(model.cfg.d_model)
+        nn.init.normal_(block.mlp.fc.weight, std=std)
+        nn.init.normal_(block.mlp.proj.weight, std=residual_std)
+    return model
+
+
+def model_flops_per_token(model: GPT) -> float:
+    """Training FLOPs per token of any GPT here: 6 x the weights of its linear layers (the tied
+    head counted once, the embedding lookup not at all) + 6 n_layers T d_model for attention
+    (PaLM, appendix B). Equals `parrot_lm.training.flops.flops_per_token` on the default
+    recipe (tests check it)."""
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+    cfg = model.cfg
+    return 6.0 * linear + 6.0 * cfg.n_layers * cfg.context_length * cfg.d_model
+
+
+def training_step(model: GPT, batch_size: int, optim: dict[str, Any]) -> Callable[[], None]:
+    """One optimizer step of the bare loop (forward, loss, backward, clip, AdamW), on fixed
+    random tokens: both models see the same work, and data loading is measured elsewhere."""
+    cfg = model.cfg
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(
+        0, cfg.vocab_size, (batch_size, cfg.context_length + 1), generator=generator
+    )
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    model.train()
+    optimizer = build_optimizer(model, optim)
+
+    def step() -> None:
+        logits = model(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), optim["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+
+    return step
+
+
+def per_flop_ratio(
+    shape: dict[str, Any],
+    batch_size: int,
+    optim: dict[str, Any],
+    pairs: int = 8,
+    steps: int = 5,
+    warmup: int = 2,
+    compile: bool = False,
+) -> dict[str, Any]:
+    """Achieved FLOP/s of the LLaMA model / that of the GPT-2-style one, on the CPU, fp32.
+
+    Both models live in one process and alternate in blocks of `steps` optimizer steps (the
+    order flips every pair), so a drift in machine speed hits both alike; each pair gives one
+    ratio of the blocks' median step times, weighted by FLOPs per token. Returns the tokens/s
+    and FLOP/s of each (medians), the ratio per pair and their median.
+    """
+    torch.manual_seed(0)
+    models = {"llama": llama_model(shape), "gpt2": gpt2_model(shape)}
+    if compile:  # in place, as train.py's speed.compile does
+        for model in models.values():
+            model.compile()
+    steps_of = {name: training_step(m, batch_size, optim) for name, m in models.items()}
+    flops = {name: model_flops_per_token(m) for name, m in models.items()}
+    tokens_per_step = batch_size * shape["context_length"]
+    for step in steps_of.values():
+        for _ in range(warmup):
+            step()
+    rates = alternate(steps_of, tokens_per_step, pairs, steps)
+    ratios = [
+        llama * flops["llama"] / (gpt2 * flops["gpt2"])
+        for llama, gpt2 in zip(rates["llama"], rates["gpt2"], strict=True)
+    ]
+    result: dict[str, Any] = {"batch": [batch_size, shape["context_length"]]}
+    for name in models:
+        result[f"{name}_tokens_per_s"] = statistics.median(rates[name])
+        result[f"{name}_flops_per_token"] = flops[name]
+        result[f"{name}_achieved_flops"] = statistics.median(rates[name]) * flops[name]
+    result["ratios"] = ratios
+    result["ratio_llama_vs_gpt2"] = statistics.median(ratios)
+    return result
+
+
+def alternate(
+    steps_of: dict[str, Callable[[], None]], tokens_per_step: int, pairs: int, steps: int
+) -> dict[str, list[float]]:
+    """Tokens/s of each of two step functions, pair by pair: each pair times a block of `steps`
+    steps of one, then of the other (the order flips every pair), at the block's median step
+    time. Returns name -> one rate per pair."""
+    names = list(steps_of)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for pair in range(pairs):
+        for name in names if pair % 2 == 0 else names[::-1]:
+            seconds = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                steps_of[name]()
+                seconds.append(time.perf_counter() - start)
+            rates[name].append(tokens_per_step / statistics.median(seconds))
+    return rates
+
+
+def compile_payoff(
+    shape: dict[str, Any],
+    batch_size: int,
+    optim: dict[str, Any],
+    pairs: int = 4,
+    steps: int = 5,
+    warmup: int = 3,
+) -> dict[str, Any]:
+    """What torch.compile buys the LLaMA model's training step on this machine, from a cold
+    compile cache: the compiled / eager tokens/s pair by pair, the warm-up (seconds of the
+    first `warmup` compiled steps beyond what they would take compiled), and the break-even
+    step count (warm-up / seconds saved per step; None if compiled is not faster).
+
+    Sets TORCHINDUCTOR_CACHE_DIR to a fresh temporary folder: run it in a fresh process.
+    """
+    import os
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="parrot-inductor-")
+    torch.manual_seed(0)
+    eager, compiled = llama_model(shape), llama_model(shape)
+    compiled.compile()  # in place, as speed.compile does
+    steps_of = {"eager": training_step(eager, batch_size, optim)}
+    steps_of["compiled"] = training_step(compiled, batch_size, optim)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        steps_of["compiled"]()
+    first_steps = time.perf_counter() - start
+    for _ in range(warmup):
+        steps_of["eager"]()
+    tokens_per_step = batch_size * shape["context_length"]
+    rates = alternate(steps_of, tokens_per_step, pairs, steps)
+    eager_s = tokens_per_step / statistics.median(rates["eager"])
+    compiled_s = tokens_per_step / statistics.median(rates["compiled"])
+    warm_up = max(first_steps - warmup * compiled_s, 0.0)
+    saved = eager_s - compiled_s
+    ratios = [c / e for c, e in zip(rates["compiled"], rates["eager"], strict=True)]
+    return {
+        "batch": [batch_size, shape["context_length"]],
+        "eager_tokens_per_s": statistics.median(rates["eager"]),
+        "compiled_tokens_per_s": statistics.median(rates["compiled"]),
+        "ratios": ratios,
+        "ratio_compiled_vs_eager": statistics.median(ratios),
+        "warm_up_s": warm_up,
+        "break_even_steps": warm_up / saved if saved > 0 else None,
+    }
+
+
+# Pairs and steps per block for each model's per-FLOP row (tiny steps ~0.1 s, deep_narrow ~1.6 s).
+PER_FLOP_MEASURE = {"tiny": (8, 10), "deep_narrow": (5, 3)}
+
+
+def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict[str, Any]:
+    """The per-FLOP ratio of each model (name -> (shape, batch)) and the compile payoff of the
+    first, each in a fresh process (benchmarks/train.py's in_fresh_process)."""
+    from benchmarks.train import OPTIM, in_fresh_process
+
+    ratios = []
+    for name, (shape, batch) in models.items():
+        pairs, steps = (2, 1) if quick else PER_FLOP_MEASURE.get(name, (5, 5))
+        result = in_fresh_process(per_flop_ratio, shape, batch, OPTIM, pairs, steps)
+        ratios.append({"model": name, **result})
+    name, (shape, batch) = next(iter(models.items()))
+    pairs, steps = (1, 1) if quick else (4, 10)
+    payoff = in_fresh_process(compile_payoff, shape, batch, OPTIM, pairs, steps)
+    return {"ratios": ratios, "compile": {"model": name, **payoff}}
