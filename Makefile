@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train plan download prepare evaluate generate chat export report mlflow-ui test test-fast test-e2e bench battery browser lint format tensorboard clean distclean
+.PHONY: help install train plan download prepare evaluate generate chat export report mlflow-ui test test-fast test-e2e bench bench-gpu battery browser lint format tensorboard clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ test-e2e: $(STAMP) ## run the end-to-end tests only (subprocess CLIs, signals, D
 
 bench: $(STAMP) ## measure training (ParrotLM vs a bare loop, MFU), tokenization, prepare memory, generation, evaluation; writes outputs/bench/
 	$(PY) -m benchmarks $(ARGS)
+
+bench-gpu: $(STAMP) ## on a CUDA GPU (<8 min): bf16 + torch.compile training, ParrotLM vs a bare loop, MFU; writes outputs/bench/bench-gpu.md
+	$(PY) -m benchmarks.gpu $(ARGS)
 
 battery: $(STAMP) ## try ~170 bad inputs and faults on every entry point; writes outputs/battery/ (make battery ARGS="--jobs 2")
 	$(PY) -m tools.battery $(ARGS)

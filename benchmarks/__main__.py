@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The benchmark modules are imported inside main(): the tokenizer pool's spawned workers
@@ -148,7 +150,7 @@ def main(argv: list[str]) -> dict:
     rows.append(
         ("evaluate tiny, stride = context / 2, batch 8 (windows/s)", f"{e['windows_per_s']:,.1f}")
     )
-    table = "| measurement | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    table = markdown_table(rows)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(table + "\n")

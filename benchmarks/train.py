@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.model import GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
-from parrot_lm.training.flops import flops_per_token, measure_peak_flops
+from parrot_lm.training.flops import device_name, flops_per_token, measure_peak_flops
 from parrot_lm.training.lit_module import LitLM
 from parrot_lm.training.speed import apply_speed_settings
 
@@ -79,6 +80,7 @@ class StepTimer(L.Callback):
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
+        self.first: float | None = None
         self.starts: list[float] = []
         self.end = 0.0
         self.between = 0.0
@@ -86,6 +88,8 @@ class StepTimer(L.Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         now = time.perf_counter()
+        if self.first is None:
+            self.first = now
         if trainer.global_step >= self.warmup:
             if self.starts and self._last_end is not None:
                 self.between += now - self._last_end
@@ -99,6 +103,19 @@ class StepTimer(L.Callback):
     def step_seconds(self) -> list[float]:
         return [b - a for a, b in zip(self.starts, [*self.starts[1:], self.end], strict=True)]
 
+    def warmup_seconds(self) -> float:
+        """Wall time of the warm-up steps (on a GPU, torch.compile's compiling runs in them)."""
+        return self.starts[0] - self.first if self.first is not None and self.starts else 0.0
+
+
+class Run(NamedTuple):
+    """One timed training run."""
+
+    tokens_per_s: float  # at the median measured step
+    wait_fraction: float  # time between steps (ParrotLM) or fetching data (bare) / step time
+    warmup_s: float  # the warm-up steps' wall time, seconds
+    fused: bool  # whether the AdamW it built runs fused (one kernel for all tensors)
+
 
 def median_rate(step_seconds: list[float], tokens_per_step: int) -> float:
     """Tokens/s at the median step time: a burst of load from elsewhere on the machine moves a
@@ -110,7 +127,9 @@ def _datamodule(data_dir: Path, context: int, batch_size: int) -> TokenDataModul
     return TokenDataModule(str(data_dir), context_length=context, batch_size=batch_size)
 
 
-def parrot_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
+def parrot_run(
+    shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str
+) -> Run:
     torch.manual_seed(0)
     lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
     apply_speed_settings({}, lit.model, on_cuda=device == "cuda")  # train.py's defaults
@@ -133,10 +152,13 @@ def parrot_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps:
     trainer.fit(lit, datamodule=_datamodule(data_dir, shape["context_length"], batch_size))
     seconds = timer.step_seconds()
     rate = median_rate(seconds, batch_size * shape["context_length"])
-    return rate, timer.between / sum(seconds)
+    fused = bool(trainer.optimizers[0].defaults.get("fused"))
+    return Run(rate, timer.between / sum(seconds), timer.warmup_seconds(), fused)
 
 
-def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str):
+def bare_run(
+    shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str
+) -> Run:
     """The loop a user would write: same model init, windows, sampler, AdamW and schedule."""
     torch.manual_seed(0)
     lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
@@ -151,7 +173,7 @@ def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: i
     )
     batches = iter(loader)
     autocast = torch.autocast(device, torch.bfloat16, enabled=device == "cuda")
-    waiting, starts = 0.0, []
+    waiting, starts, first = 0.0, [], time.perf_counter()
     for step in range(warmup + steps):
         fetch = time.perf_counter()
         if step == warmup:
@@ -173,7 +195,9 @@ def bare_run(shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: i
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = [b - a for a, b in zip(starts, [*starts[1:], time.perf_counter()], strict=True)]
-    return median_rate(seconds, batch_size * shape["context_length"]), waiting / sum(seconds)
+    rate = median_rate(seconds, batch_size * shape["context_length"])
+    fused = bool(optimizer.defaults.get("fused"))
+    return Run(rate, waiting / sum(seconds), starts[0] - first, fused)
 
 
 def training_speed(
@@ -184,42 +208,91 @@ def training_speed(
     warmup: int = 3,
     steps: int = 10,
     repeats: int = 3,
+    *,
+    device: str | None = None,
+    probe: bool = True,
+    peak_size: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    """ParrotLM against the bare loop, `repeats` pairs of `warmup` + `steps` steps each, on
+    `device` (default: CUDA if there is one). Rates in tokens/s, FLOPs in FLOP/s, memory in
+    MiB, times in seconds. probe: also time scripts/plan.py's probe (on a GPU one more
+    compile); peak_size: the side of the square matmuls the peak is measured with;
+    progress: a line on stderr before and after each run."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    parrot, bare, ratios, parrot_wait, bare_wait = [], [], [], [], []
+    pairs = []
     for i in range(repeats):  # pair by pair, so drifts in machine speed hit both alike
         order = (parrot_run, bare_run) if i % 2 == 0 else (bare_run, parrot_run)
-        measured = {run: run(shape, data_dir, batch_size, warmup, steps, device) for run in order}
-        (p, pw), (b, bw) = measured[parrot_run], measured[bare_run]
-        parrot.append(p), bare.append(b), ratios.append(p / b)
-        parrot_wait.append(pw), bare_wait.append(bw)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    peak = measure_peak_flops(device, dtype, size=4096 if device == "cuda" else 1024)
-    tokens_per_s = statistics.median(parrot)
-    probe = plan_probe(shape, batch_size, warmup, steps, device)
-    flops = tokens_per_s * flops_per_token(GPTConfig(**shape))
+        measured = {}
+        for run in order:
+            loop = "ParrotLM" if run is parrot_run else "bare loop"
+            say = f"{name} pair {i + 1}/{repeats}, {loop}"
+            compiles = device == "cuda" and not pairs and run is order[0]
+            note = " (this first run compiles the model, about 30-90 s)" if compiles else ""
+            _progress(progress, f"{say}: {warmup} warm-up + {steps} measured steps{note} ...")
+            measured[run] = run(shape, data_dir, batch_size, warmup, steps, device)
+            r = measured[run]
+            _progress(
+                progress, f"{say}: {r.tokens_per_s:,.0f} tokens/s, warm-up {r.warmup_s:.1f} s"
+            )
+        pairs.append({"parrot": measured[parrot_run], "bare": measured[bare_run]})
     if device == "cuda":
         peak_memory_mib = torch.cuda.max_memory_allocated() / 2**20
     else:  # the process's peak resident set (Linux reports KiB)
         peak_memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    peak_size = peak_size or (4096 if device == "cuda" else 1024)
+    peak = measure_peak_flops(device, dtype, size=peak_size)
+    tokens_per_s = statistics.median(p["parrot"].tokens_per_s for p in pairs)
+    flops = tokens_per_s * flops_per_token(GPTConfig(**shape))
+    result = {
         "model": name,
         "device": device,
+        "device_name": device_name(device),
+        "precision": "bf16-mixed" if device == "cuda" else "32-true",
+        "dtype": str(dtype).removeprefix("torch."),
+        "compiled": device == "cuda",  # apply_speed_settings' default, as in train.py
         "batch": [batch_size, shape["context_length"]],
+        "warmup_steps": warmup,
+        "measured_steps": steps,
+        "pairs": [
+            {
+                "parrot_tokens_per_s": p["parrot"].tokens_per_s,
+                "bare_tokens_per_s": p["bare"].tokens_per_s,
+                "ratio_parrot_vs_bare": p["parrot"].tokens_per_s / p["bare"].tokens_per_s,
+                "parrot_warmup_s": p["parrot"].warmup_s,
+                "bare_warmup_s": p["bare"].warmup_s,
+            }
+            for p in pairs
+        ],
+        "parrot_fused_adamw": all(p["parrot"].fused for p in pairs),
+        "bare_fused_adamw": all(p["bare"].fused for p in pairs),
         "parrot_tokens_per_s": tokens_per_s,
-        "bare_tokens_per_s": statistics.median(bare),
-        "ratio_parrot_vs_bare": statistics.median(ratios),
+        "bare_tokens_per_s": statistics.median(p["bare"].tokens_per_s for p in pairs),
         "achieved_flops": flops,
         "peak_flops": peak,
+        "peak_matmul_size": peak_size,
         "mfu": flops / peak,
-        "parrot_between_steps_fraction": statistics.median(parrot_wait),
-        "bare_data_wait_fraction": statistics.median(bare_wait),
+        "parrot_between_steps_fraction": statistics.median(
+            p["parrot"].wait_fraction for p in pairs
+        ),
+        "bare_data_wait_fraction": statistics.median(p["bare"].wait_fraction for p in pairs),
         "peak_memory_mib": peak_memory_mib,
-        "plan_probe_tokens_per_s": probe,
-        "ratio_plan_probe_vs_parrot": probe / tokens_per_s,
     }
+    result["ratio_parrot_vs_bare"] = statistics.median(
+        p["ratio_parrot_vs_bare"] for p in result["pairs"]
+    )
+    if probe:
+        result["plan_probe_tokens_per_s"] = plan_probe(shape, batch_size, warmup, steps, device)
+        result["ratio_plan_probe_vs_parrot"] = result["plan_probe_tokens_per_s"] / tokens_per_s
+    return result
+
+
+def _progress(enabled: bool, line: str) -> None:
+    if enabled:  # stderr: stdout is the table
+        print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
 def plan_probe(shape: dict, batch_size: int, warmup: int, steps: int, device: str) -> float:
@@ -259,26 +332,36 @@ def stories_data(root: Path, num_documents: int = 2000) -> Path:
     return data_dir
 
 
-def run_training_bench(models: dict[str, tuple[dict, int]], quick: bool) -> list[dict[str, Any]]:
-    """models: name -> (shape, batch size)."""
+def run_training_bench(
+    models: dict[str, tuple[dict, int]],
+    quick: bool,
+    documents: int | None = None,
+    counts: tuple[int, int, int] | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """models: name -> (shape, batch size), each timed by `training_speed` in a fresh process
+    on a corpus of `documents` stories; counts: (warm-up steps, measured steps, pairs) for
+    every model (default: MEASURE's per model); options: training_speed's keywords."""
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = stories_data(Path(tmp), 300 if quick else 4000)
+        data_dir = stories_data(Path(tmp), documents or (300 if quick else 4000))
         results = []
         for name, (shape, batch) in models.items():
             # One tiny CPU step is ~0.2 s, one deep_narrow step ~3.5 s.
             steps, repeats = (3, 1) if quick else MEASURE.get(name, (10, 3))
             warmup = 1 if quick else 2
+            if counts is not None:
+                warmup, steps, repeats = counts
             args = (name, shape, data_dir, batch, warmup, steps, repeats)
-            results.append(in_fresh_process(training_speed, *args))
+            results.append(in_fresh_process(training_speed, *args, **options))
         return results
 
 
-def in_fresh_process(fn: Any, *args: Any) -> Any:
-    """fn(*args) in a new (spawned) Python process: its peak RSS is its own, and the parent
-    stays small, so later benchmarks (a fork inherits the parent's peak RSS figure, and fork
-    time grows with its memory) measure what they mean to."""
+def in_fresh_process(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) in a new (spawned) Python process: its peak RSS is its own, and the
+    parent stays small, so later benchmarks (a fork inherits the parent's peak RSS figure, and
+    fork time grows with its memory) measure what they mean to."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+        return pool.submit(fn, *args, **kwargs).result()

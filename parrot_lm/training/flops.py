@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,16 @@ DATASHEET_PEAKS = {
 }
 
 
+def datasheet_peak(device_name: str, dtype: torch.dtype) -> float | None:
+    """The dense datasheet peak in FLOP/s of a GPU named as `torch.cuda.get_device_name` names
+    it ("NVIDIA H200", "NVIDIA A100-SXM4-80GB"), in `dtype`; None for a part or dtype not in
+    DATASHEET_PEAKS. No digit may follow the part's name: an "RTX A1000" is no A100."""
+    for part, peaks in DATASHEET_PEAKS.items():
+        if re.search(rf"{part}(?!\d)", device_name) and dtype in peaks:
+            return peaks[dtype]
+    return None
+
+
 @dataclass(frozen=True)
 class Peak:
     """A device's peak FLOP/s for MFU, and where the figure comes from (shown with MFU)."""
@@ -103,6 +114,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(device: torch.device | str) -> str:
+    """A GPU's name as `torch.cuda.get_device_name` gives it, or the CPU's model name."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+
+
 def peak_flops(device: torch.device | str, dtype: torch.dtype = torch.float32) -> Peak:
     """The peak FLOP/s to measure MFU against on `device` in `dtype` (see the module doc).
 
@@ -111,12 +128,11 @@ def peak_flops(device: torch.device | str, dtype: torch.dtype = torch.float32) -
     never lowers it.
     """
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = device_name(device)
     dtype_name = str(dtype).removeprefix("torch.")
-    if device.type == "cuda":
-        for part, peaks in DATASHEET_PEAKS.items():
-            if part in name and dtype in peaks:
-                return Peak(peaks[dtype], f"datasheet {name} {dtype_name}")
+    datasheet = datasheet_peak(name, dtype) if device.type == "cuda" else None
+    if datasheet is not None:
+        return Peak(datasheet, f"datasheet {name} {dtype_name}")
     threads = torch.get_num_threads()
     key = f"{device.type}|{name}|{dtype_name}|{threads}"
     cache = _cache_file()
