@@ -7,11 +7,16 @@ loop, and differ only where the recipes do: RMSNorm/LayerNorm, RoPE/learned posi
 SwiGLU/GELU. Each model's FLOPs per token are counted from its own linear layers (6N plus
 attention, PaLM appendix B), so the ratio of achieved FLOP/s says which block does more useful
 work per second, whatever their small differences in size.
+
+python -m benchmarks.per_flop --model tiny              # the paired ratio alone (make bench has it)
+python -m benchmarks.per_flop --model tiny --compile    # both models under torch.compile
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -214,3 +219,31 @@ def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict
     pairs, steps = (1, 1) if quick else (4, 10)
     payoff = in_fresh_process(compile_payoff, shape, batch, OPTIM, pairs, steps)
     return {"ratios": ratios, "compile": {"model": name, **payoff}}
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    from benchmarks.train import OPTIM, TRAIN_MODELS
+
+    parser = argparse.ArgumentParser(description="LLaMA / GPT-2-style achieved FLOP/s, paired")
+    parser.add_argument("--model", choices=sorted(TRAIN_MODELS), default="tiny")
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="steps per block")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    args = parser.parse_args(argv)
+    shape, batch_size = TRAIN_MODELS[args.model]
+    pairs, steps = PER_FLOP_MEASURE.get(args.model, (5, 5))
+    r = per_flop_ratio(
+        shape, batch_size, OPTIM, args.pairs or pairs, args.steps or steps, compile=args.compile
+    )
+    mode = "compiled" if args.compile else "eager"
+    print(
+        f"{args.model} ({mode}, batch {batch_size}x{shape['context_length']}): LLaMA "
+        f"{r['llama_tokens_per_s']:,.0f} vs GPT-2-style {r['gpt2_tokens_per_s']:,.0f} tokens/s; "
+        f"achieved FLOP/s ratio {r['ratio_llama_vs_gpt2']:.3f} "
+        f"(pairs {', '.join(f'{x:.3f}' for x in r['ratios'])})"
+    )
+    return r
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -62,12 +62,12 @@ class CausalSelfAttention(nn.Module):
             qkv = self.qkv(x)
         else:  # q and k come out with their RoPE pairs side by side (rope.py)
             qkv = F.linear(x, interleave_heads(self.qkv.weight, qk_heads, self.head_dim))
-        qkv = qkv.view(B, T, heads, self.head_dim)  # (B, T, n_heads + 2 n_kv, hd)
-        qk, v = qkv.split([qk_heads, self.n_kv_heads], dim=2)
+        qkv = qkv.view(B, T, heads, self.head_dim).transpose(1, 2)  # (B, heads, T, hd)
+        qk, v = qkv.split([qk_heads, self.n_kv_heads], dim=1)
         if rotation is not None:  # RoPE on the query and key heads at once
-            qk = apply_rope(qk, rotation)
-        q, k = qk.transpose(1, 2).split([self.n_heads, self.n_kv_heads], dim=1)
-        v = v.transpose(1, 2)  # q (B, n_heads, T, hd); k, v (B, n_kv, T, hd)
+            qk = apply_rope(qk, rotation)  # contiguous (B, n_heads + n_kv, T, hd)
+        q, k = qk.split([self.n_heads, self.n_kv_heads], dim=1)
+        # q (B, n_heads, T, hd); k, v (B, n_kv, T, hd)
         if cache is not None:  # append this step's keys/values, attend over all filled slots
             start = cache.length
             cache.k[layer, :, :, start : start + T] = k
@@ -220,13 +220,14 @@ class GPT(nn.Module):
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
 
     def _rope(self, positions: torch.Tensor) -> torch.Tensor | None:
-        """The RoPE rotation cos + i sin at `positions` (complex), shaped to broadcast over the
-        heads' pairs (B, T, heads, hd/2): (T,) -> (T, 1, hd/2); (B, T) -> (B, T, 1, hd/2).
+        """The RoPE rotation (cos, sin) at `positions`, shaped to broadcast over the heads'
+        pairs (B, heads, T, hd/2, 2): (T,) -> (T, hd/2, 2); (B, T) -> (B, 1, T, hd/2, 2).
         None without RoPE."""
         if self.cfg.pos_encoding != "rope":
             return None
         cos, sin = self.rope_cos[positions].float(), self.rope_sin[positions].float()
-        return torch.complex(cos, sin)[..., None, :]
+        rotation = torch.stack((cos, sin), dim=-1)  # (T, hd/2, 2) or (B, T, hd/2, 2)
+        return rotation if positions.dim() == 1 else rotation[:, None]
 
     def _cache_step(
         self, cache: KVCache, T: int, valid: torch.Tensor | None

@@ -38,8 +38,18 @@ def interleave_heads(weight: torch.Tensor, n_heads: int, head_dim: int) -> torch
 
 def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Rotate x (..., head_dim), its pairs side by side (`interleave_heads`), by `rotation`
-    (..., head_dim/2) complex, cos + i sin from `rope_cache`, broadcast against x's pairs:
-    e.g. x (B, T, n_heads, hd) with rotation (T, 1, hd/2). Computed in at least float32."""
+    (..., head_dim/2, 2), each pair's (cos, sin) from `rope_cache`, broadcast against x's
+    pairs: e.g. x (B, n_heads, T, hd) with rotation (T, hd/2, 2). Computed in at least
+    float32; returns x's dtype.
+
+    Eagerly a complex multiply (one kernel each way). Under torch.compile the same product in
+    real arithmetic: inductor generates no code for complex ops (it would fall back to eager
+    kernels around them), and fuses these into one.
+    """
     pairs = x.to(torch.promote_types(x.dtype, torch.float32)).unflatten(-1, (-1, 2))
-    rotated = torch.view_as_complex(pairs) * rotation  # (..., head_dim/2) complex
-    return torch.view_as_real(rotated).flatten(-2).type_as(x)
+    if torch.compiler.is_compiling():
+        (x0, x1), (cos, sin) = pairs.unbind(-1), rotation.unbind(-1)
+        rotated = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    else:
+        rotated = torch.view_as_real(torch.view_as_complex(pairs) * torch.view_as_complex(rotation))
+    return rotated.flatten(-2).type_as(x)

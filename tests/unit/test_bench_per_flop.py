@@ -14,6 +14,7 @@ from benchmarks.per_flop import (
     GeluMLP,
     gpt2_model,
     llama_model,
+    main,
     model_flops_per_token,
     per_flop_ratio,
 )
@@ -69,3 +70,9 @@ def test_op_profile_lists_the_step_ops_most_expensive_first():
     assert "aten::native_layer_norm" in reference and "aten::gelu" in reference
     table = profile_table(ops, top=3).splitlines()
     assert len(table) == 2 + 3 + 1 and table[-1].startswith("| all ops |")
+
+
+def test_per_flop_command_prints_the_paired_ratio(capsys):
+    r = main(["--model", "tiny", "--pairs", "1", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert f"achieved FLOP/s ratio {r['ratio_llama_vs_gpt2']:.3f}" in out and "eager" in out
