@@ -39,12 +39,13 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
 
 
 def _adamw(groups: list[dict], cfg: dict[str, Any]) -> torch.optim.AdamW:
-    """fused: the config's choice; null = fused on CUDA (one kernel for all tensors), torch's
-    default elsewhere."""
+    """fused: the config's choice; null = fused when every parameter is on the CPU or a CUDA
+    device (one kernel per parameter instead of a dozen elementwise passes over it: faster on
+    both, README "Speed switches"), torch's default elsewhere."""
     fused = cfg.get("fused")
     if fused is None:
         params = [p for g in groups for p in g["params"]]
-        fused = bool(params) and all(p.is_cuda for p in params) or None
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params) or None
     kwargs = {} if fused is None else {"fused": bool(fused)}
     return torch.optim.AdamW(
         groups, lr=float(cfg["lr"]), betas=tuple(cfg["betas"]), eps=float(cfg["eps"]), **kwargs

@@ -134,3 +134,19 @@ def test_unknown_optimizer_is_one_sentence():
 
     with pytest.raises(ConfigError, match="expected 'adamw' or 'muon'"):
         build_optimizer(_tiny_model(), {**OPTIM, "name": "sgd"})
+
+
+@pytest.mark.parametrize(("fused", "expected"), [(None, True), (True, True), (False, False)])
+def test_adamw_is_fused_on_the_cpu_unless_the_config_says_no(fused, expected):
+    model = GPT(GPTConfig(vocab_size=50, context_length=8, d_model=16, n_layers=2, n_heads=2))
+    optimizer = build_optimizer(model, {**OPTIM, "fused": fused})
+    assert bool(optimizer.defaults["fused"]) is expected
+    # One step of either updates like the other (same algorithm, float rounding apart).
+    reference = copy.deepcopy(model)
+    other = build_optimizer(reference, {**OPTIM, "fused": not expected})
+    idx = torch.randint(0, 50, (2, 8))
+    for m, opt in ((model, optimizer), (reference, other)):
+        m(idx).square().mean().backward()
+        opt.step()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
