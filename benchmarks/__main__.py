@@ -97,6 +97,15 @@ def main(argv: list[str]) -> dict:
                 f"{r['ratio_llama_vs_gpt2']:.3f} (pairs {pairs})",
             ),
         ]
+    for r in results["per_flop"]["fused_adamw"]:
+        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
+        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        rows.append(
+            (
+                f"{label}: fused / foreach AdamW, training step (tokens/s)",
+                f"{r['ratio_fused_vs_foreach']:.3f} (pairs {pairs})",
+            )
+        )
     c = results["per_flop"]["compile"]
     label = f"train {c['model']} (cpu fp32, batch {c['batch'][0]}x{c['batch'][1]})"
     pairs = ", ".join(f"{x:.2f}" for x in c["ratios"])

@@ -201,24 +201,44 @@ def compile_payoff(
     }
 
 
+def fused_adamw_payoff(
+    shape: dict[str, Any], batch_size: int, optim: dict[str, Any], pairs: int = 6, steps: int = 10
+) -> dict[str, Any]:
+    """Training-step tokens/s of the LLaMA model with fused AdamW / with torch's foreach AdamW
+    (`optim.fused` true / false), pair by pair in one process."""
+    torch.manual_seed(0)
+    steps_of = {
+        "fused": training_step(llama_model(shape), batch_size, {**optim, "fused": True}),
+        "foreach": training_step(llama_model(shape), batch_size, {**optim, "fused": False}),
+    }
+    for step in steps_of.values():
+        step()
+    rates = alternate(steps_of, batch_size * shape["context_length"], pairs, steps)
+    ratios = [f / e for f, e in zip(rates["fused"], rates["foreach"], strict=True)]
+    return {"ratios": ratios, "ratio_fused_vs_foreach": statistics.median(ratios)}
+
+
 # Pairs and steps per block for each model's per-FLOP row (tiny steps ~0.1 s, deep_narrow ~1.6 s).
 PER_FLOP_MEASURE = {"tiny": (8, 10), "deep_narrow": (5, 3)}
 
 
 def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict[str, Any]:
-    """The per-FLOP ratio of each model (name -> (shape, batch)) and the compile payoff of the
-    first, each in a fresh process (benchmarks/train.py's in_fresh_process)."""
+    """The per-FLOP ratio and the fused / foreach AdamW ratio of each model (name -> (shape,
+    batch)), and the compile payoff of the first, each in a fresh process
+    (benchmarks/train.py's in_fresh_process)."""
     from benchmarks.train import OPTIM, in_fresh_process
 
-    ratios = []
+    ratios, adamw = [], []
     for name, (shape, batch) in models.items():
         pairs, steps = (2, 1) if quick else PER_FLOP_MEASURE.get(name, (5, 5))
         result = in_fresh_process(per_flop_ratio, shape, batch, OPTIM, pairs, steps)
         ratios.append({"model": name, **result})
+        result = in_fresh_process(fused_adamw_payoff, shape, batch, OPTIM, pairs, steps)
+        adamw.append({"model": name, "batch": ratios[-1]["batch"], **result})
     name, (shape, batch) = next(iter(models.items()))
     pairs, steps = (1, 1) if quick else (4, 10)
     payoff = in_fresh_process(compile_payoff, shape, batch, OPTIM, pairs, steps)
-    return {"ratios": ratios, "compile": {"model": name, **payoff}}
+    return {"ratios": ratios, "fused_adamw": adamw, "compile": {"model": name, **payoff}}
 
 
 def main(argv: list[str]) -> dict[str, Any]:

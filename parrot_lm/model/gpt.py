@@ -47,6 +47,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, qkv_dim, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
+        self._paired: tuple[torch.Tensor, int, torch.Tensor] | None = None  # paired_qkv_weight
 
     def forward(
         self,
@@ -61,7 +62,7 @@ class CausalSelfAttention(nn.Module):
         if rotation is None:  # learned positions or none
             qkv = self.qkv(x)
         else:  # q and k come out with their RoPE pairs side by side (rope.py)
-            qkv = F.linear(x, interleave_heads(self.qkv.weight, qk_heads, self.head_dim))
+            qkv = F.linear(x, self.paired_qkv_weight())
         qkv = qkv.view(B, T, heads, self.head_dim).transpose(1, 2)  # (B, heads, T, hd)
         qk, v = qkv.split([qk_heads, self.n_kv_heads], dim=1)
         if rotation is not None:  # RoPE on the query and key heads at once
@@ -84,6 +85,28 @@ class CausalSelfAttention(nn.Module):
         )  # (B, n_heads, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, d_model)
         return self.proj(y)
+
+    def paired_qkv_weight(self) -> torch.Tensor:
+        """The qkv weight with each q/k head's RoPE pairs side by side (rope.interleave_heads).
+
+        Rebuilt on every call while gradients are recorded (training) or under torch.compile;
+        otherwise kept until the weight changes, so decoding does not copy it once per token.
+        """
+        weight, qk_heads = self.qkv.weight, self.n_heads + self.n_kv_heads
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return interleave_heads(weight, qk_heads, self.head_dim)
+        # Valid while the weight is the same storage (the alias held here keeps it from being
+        # freed and its address reused) at the same version (in-place updates bump it).
+        cached = self._paired
+        if not (
+            cached is not None
+            and cached[0].data_ptr() == weight.data_ptr()
+            and cached[0].dtype == weight.dtype
+            and cached[1] == weight._version
+        ):
+            paired = interleave_heads(weight, qk_heads, self.head_dim)
+            self._paired = cached = weight.detach(), weight._version, paired
+        return cached[2]
 
 
 class SwiGLU(nn.Module):

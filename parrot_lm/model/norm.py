@@ -2,7 +2,7 @@
 
 On the CPU, torch's rms_norm is composed of elementwise ops in both directions (square, mean,
 add, rsqrt, two multiplies forward; autograd through each of them backward), and a small
-model's nine norms cost ~3x what LayerNorm's single native kernel does. `rms_norm_cpu` computes
+model's norms cost several times what LayerNorm's single native kernel does. `rms_norm_cpu` computes
 the same function in fewer passes over the activations: one fused reduction and two multiplies
 forward, six passes backward. On other devices torch's own kernel (fused on CUDA) runs.
 """
@@ -47,10 +47,11 @@ def rms_norm_cpu(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Ten
 
 
 class RMSNorm(nn.RMSNorm):
-    """nn.RMSNorm (same parameter, same state dict) with the CPU path above."""
+    """nn.RMSNorm (same parameter, same state dict) with the CPU path above when training.
+    Without a backward (evaluation, decoding) torch's single call is cheaper per token."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
-        if x.device.type == "cpu" and self.weight is not None:
+        if x.device.type == "cpu" and self.weight is not None and torch.is_grad_enabled():
             return rms_norm_cpu(x, self.weight, eps)
         return F.rms_norm(x, self.normalized_shape, self.weight, eps)

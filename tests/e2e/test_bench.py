@@ -39,6 +39,8 @@ def test_bench_quick_writes_table_and_json(tmp_path):
     (per_flop,) = results["per_flop"]["ratios"]
     assert len(per_flop["ratios"]) == 2
     assert per_flop["ratio_llama_vs_gpt2"] == statistics.median(per_flop["ratios"]) > 0
+    (adamw,) = results["per_flop"]["fused_adamw"]
+    assert adamw["ratio_fused_vs_foreach"] == statistics.median(adamw["ratios"]) > 0
     payoff = results["per_flop"]["compile"]
     assert payoff["compiled_tokens_per_s"] > 0 and payoff["warm_up_s"] >= 0
     assert "GPT-2-style achieved FLOP/s" in proc.stdout and "torch.compile / eager" in proc.stdout

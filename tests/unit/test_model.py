@@ -232,3 +232,22 @@ def test_rope_in_real_arithmetic_under_compile_equals_the_complex_multiply(monke
     eager = apply_rope(x, rot)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     torch.testing.assert_close(apply_rope(x, rot), eager)
+
+
+def test_decoding_follows_every_change_of_the_weights():
+    """Without gradients the paired qkv weight is kept between calls: an in-place update, a
+    load_state_dict or a dtype change must still reach the next forward."""
+    torch.manual_seed(0)
+    model, fresh = GPT(small_cfg()).eval(), GPT(small_cfg()).eval()
+    idx = torch.randint(0, 97, (2, 9))
+    with torch.no_grad():
+        model(idx)  # fills the cache
+        model.blocks[0].attn.qkv.weight.mul_(0.5)
+        fresh.load_state_dict(model.state_dict())
+        torch.testing.assert_close(model(idx), fresh(idx))
+        model.load_state_dict(GPT(small_cfg()).state_dict())
+        fresh.load_state_dict(model.state_dict())
+        torch.testing.assert_close(model(idx), fresh(idx))
+        torch.testing.assert_close(model.double()(idx), fresh.double()(idx))
+    # With gradients (training) nothing is kept: the result equals the no-grad one.
+    torch.testing.assert_close(model(idx), fresh(idx))
