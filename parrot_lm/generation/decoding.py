@@ -109,22 +109,23 @@ def _sample_steps(
     context, the cache restarts from its last half-context tokens (a sliding window).
     """
     ctx = model.cfg.context_length
-    cache, logits = _prefill(model, rows, ctx) if use_cache else (None, None)
-    while True:
-        if not use_cache:
-            _, logits = _prefill(model, [r[-ctx:] for r in rows], ctx)
-        if vocab_limit is not None:
-            logits[:, vocab_limit:] = float("-inf")
-        next_ids = sample_next(logits, params, generator).cpu()
-        yield next_ids
-        for row, token in zip(rows, next_ids.tolist(), strict=True):
-            row.append(token)
-        if use_cache:
-            if cache.length == cache.max_len:  # slide: re-read the last half context
-                cache, logits = _prefill(model, [r[-(ctx // 2 or 1) :] for r in rows], ctx)
-            else:
-                step = next_ids.to(cache.valid.device)[:, None]  # (B, 1)
-                logits = model.forward(step, cache=cache)[:, -1]  # eagerly, as in _prefill
+    with model.frozen_for_decoding():  # one paired qkv copy per layer, not one per token
+        cache, logits = _prefill(model, rows, ctx) if use_cache else (None, None)
+        while True:
+            if not use_cache:
+                _, logits = _prefill(model, [r[-ctx:] for r in rows], ctx)
+            if vocab_limit is not None:
+                logits[:, vocab_limit:] = float("-inf")
+            next_ids = sample_next(logits, params, generator).cpu()
+            yield next_ids
+            for row, token in zip(rows, next_ids.tolist(), strict=True):
+                row.append(token)
+            if use_cache:
+                if cache.length == cache.max_len:  # slide: re-read the last half context
+                    cache, logits = _prefill(model, [r[-(ctx // 2 or 1) :] for r in rows], ctx)
+                else:
+                    step = next_ids.to(cache.valid.device)[:, None]  # (B, 1)
+                    logits = model.forward(step, cache=cache)[:, -1]  # eagerly, as in _prefill
 
 
 def _generator(model: GPT, params: SamplingParams, generator: torch.Generator | None):

@@ -9,7 +9,9 @@ none), `norm_position` (pre, post) and `pos_encoding` (rope, learned, none); `n_
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
@@ -47,7 +49,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, qkv_dim, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
-        self._paired: tuple[torch.Tensor, int, torch.Tensor] | None = None  # paired_qkv_weight
+        self.frozen_paired_weight: torch.Tensor | None = None  # GPT.frozen_for_decoding
 
     def forward(
         self,
@@ -87,26 +89,11 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y)
 
     def paired_qkv_weight(self) -> torch.Tensor:
-        """The qkv weight with each q/k head's RoPE pairs side by side (rope.interleave_heads).
-
-        Rebuilt on every call while gradients are recorded (training) or under torch.compile;
-        otherwise kept until the weight changes, so decoding does not copy it once per token.
-        """
-        weight, qk_heads = self.qkv.weight, self.n_heads + self.n_kv_heads
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            return interleave_heads(weight, qk_heads, self.head_dim)
-        # Valid while the weight is the same storage (the alias held here keeps it from being
-        # freed and its address reused) at the same version (in-place updates bump it).
-        cached = self._paired
-        if not (
-            cached is not None
-            and cached[0].data_ptr() == weight.data_ptr()
-            and cached[0].dtype == weight.dtype
-            and cached[1] == weight._version
-        ):
-            paired = interleave_heads(weight, qk_heads, self.head_dim)
-            self._paired = cached = weight.detach(), weight._version, paired
-        return cached[2]
+        """The qkv weight with each q/k head's RoPE pairs side by side (rope.interleave_heads):
+        rebuilt on every call, or the copy GPT.frozen_for_decoding made for its duration."""
+        if self.frozen_paired_weight is not None:
+            return self.frozen_paired_weight
+        return interleave_heads(self.qkv.weight, self.n_heads + self.n_kv_heads, self.head_dim)
 
 
 class SwiGLU(nn.Module):
@@ -241,6 +228,23 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         return self.lm_head(self.norm(x))  # (B, T, vocab_size)
+
+    @contextlib.contextmanager
+    def frozen_for_decoding(self) -> Iterator[None]:
+        """Inside, the attention layers reuse one paired copy of their qkv weights instead of
+        pairing them on every forward (decoding runs one forward per token). The weights must
+        not change inside; leaving drops the copies, even on an error."""
+        attentions = (
+            [block.attn for block in self.blocks] if self.cfg.pos_encoding == "rope" else []
+        )
+        with torch.no_grad():
+            for attn in attentions:
+                attn.frozen_paired_weight = attn.paired_qkv_weight()
+        try:
+            yield
+        finally:
+            for attn in attentions:
+                attn.frozen_paired_weight = None
 
     def _rope(self, positions: torch.Tensor) -> torch.Tensor | None:
         """The RoPE rotation (cos, sin) at `positions`, shaped to broadcast over the heads'
