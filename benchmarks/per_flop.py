@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmarks.train import OPTIM, TRAIN_MODELS, bare_step, in_fresh_process
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer
 
@@ -81,13 +82,7 @@ def training_step(model: GPT, batch_size: int, optim: dict[str, Any]) -> Callabl
     optimizer = build_optimizer(model, optim)
 
     def step() -> None:
-        logits = model(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), optim["grad_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
+        bare_step(model, optimizer, x, y, optim["grad_clip"]).item()
 
     return step
 
@@ -226,8 +221,6 @@ def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict
     """The per-FLOP ratio and the fused / foreach AdamW ratio of each model (name -> (shape,
     batch)), and the compile payoff of the first, each in a fresh process
     (benchmarks/train.py's in_fresh_process)."""
-    from benchmarks.train import OPTIM, in_fresh_process
-
     ratios, adamw = [], []
     for name, (shape, batch) in models.items():
         pairs, steps = (2, 1) if quick else PER_FLOP_MEASURE.get(name, (5, 5))
@@ -242,8 +235,6 @@ def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    from benchmarks.train import OPTIM, TRAIN_MODELS
-
     parser = argparse.ArgumentParser(description="LLaMA / GPT-2-style achieved FLOP/s, paired")
     parser.add_argument("--model", choices=sorted(TRAIN_MODELS), default="tiny")
     parser.add_argument("--pairs", type=int, default=None)

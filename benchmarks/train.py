@@ -9,6 +9,7 @@ peak memory.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import sys
@@ -156,6 +157,27 @@ def parrot_run(
     return Run(rate, timer.between / sum(seconds), timer.warmup_seconds(), fused)
 
 
+def bare_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    grad_clip: float,
+    autocast: Any = None,
+) -> torch.Tensor:
+    """The body of the loop a user would write: forward (inside `autocast` if given), mean
+    token cross-entropy of x (B, T) against y (B, T), backward, clipping, the optimizer step,
+    gradients freed. Returns the loss (a 0-d tensor, not yet synced)."""
+    with autocast or contextlib.nullcontext():
+        logits = model(x)  # (B, T, V)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def bare_run(
     shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str
 ) -> Run:
@@ -183,13 +205,7 @@ def bare_run(
         x, y = next(batches)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         waiting += time.perf_counter() - fetch
-        with autocast:
-            logits = model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), OPTIM["grad_clip"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = bare_step(model, optimizer, x, y, OPTIM["grad_clip"], autocast)
         scheduler.step()
         loss.item()  # as a loop that prints its loss: one host sync per step
     if device == "cuda":
