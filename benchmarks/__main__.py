@@ -106,6 +106,19 @@ def main(argv: list[str]) -> dict:
                 f"{r['ratio_fused_vs_foreach']:.3f} (pairs {pairs})",
             )
         )
+    for r in results["per_flop"]["freed_memory"]:
+        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
+        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        rows += [
+            (
+                f"{label}: malloc keeps freed memory / glibc default (tokens/s)",
+                f"{r['ratio_reuse_vs_default']:.3f} (pairs {pairs})",
+            ),
+            (
+                f"{label}: page faults per step, kept / default",
+                f"{r['faults_per_step_reuse']:,.0f} / {r['faults_per_step_default']:,.0f}",
+            ),
+        ]
     c = results["per_flop"]["compile"]
     label = f"train {c['model']} (cpu fp32, batch {c['batch'][0]}x{c['batch'][1]})"
     pairs = ", ".join(f"{x:.2f}" for x in c["ratios"])

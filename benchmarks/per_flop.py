@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from benchmarks.train import OPTIM, TRAIN_MODELS, bare_step, in_fresh_process
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer
+from parrot_lm.training.speed import apply_speed_settings
 
 
 class GeluMLP(nn.Module):
@@ -69,9 +70,12 @@ def model_flops_per_token(model: GPT) -> float:
     return 6.0 * linear + 6.0 * cfg.n_layers * cfg.context_length * cfg.d_model
 
 
-def training_step(model: GPT, batch_size: int, optim: dict[str, Any]) -> Callable[[], None]:
+def training_step(
+    model: GPT, batch_size: int, optim: dict[str, Any], speed: dict[str, Any] | None = None
+) -> Callable[[], None]:
     """One optimizer step of the bare loop (forward, loss, backward, clip, AdamW), on fixed
-    random tokens: both models see the same work, and data loading is measured elsewhere."""
+    random tokens: both models see the same work, and data loading is measured elsewhere.
+    speed: `speed.*` settings (default: train.py's, on the CPU)."""
     cfg = model.cfg
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(
@@ -79,6 +83,7 @@ def training_step(model: GPT, batch_size: int, optim: dict[str, Any]) -> Callabl
     )
     x, y = tokens[:, :-1], tokens[:, 1:]
     model.train()
+    apply_speed_settings(speed or {}, model)  # train.py's CPU defaults: the allocator, no compile
     optimizer = build_optimizer(model, optim)
 
     def step() -> None:
@@ -213,25 +218,73 @@ def fused_adamw_payoff(
     return {"ratios": ratios, "ratio_fused_vs_foreach": statistics.median(ratios)}
 
 
+def freed_memory_run(
+    shape: dict[str, Any], batch_size: int, optim: dict[str, Any], reuse: bool, steps: int
+) -> dict[str, float]:
+    """The LLaMA model's bare-loop step with `speed.reuse_freed_memory` on or off: median
+    seconds and page faults (minor, as counted by getrusage) per step after 2 warm-up steps.
+    The allocator setting is process-wide and cannot be undone: run it in a fresh process."""
+    import resource
+
+    torch.manual_seed(0)
+    step = training_step(llama_model(shape), batch_size, optim, {"reuse_freed_memory": reuse})
+    for _ in range(2):
+        step()
+    faults, seconds = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    return {"step_s": statistics.median(seconds), "faults_per_step": faults / steps}
+
+
+def freed_memory_payoff(
+    shape: dict[str, Any], batch_size: int, optim: dict[str, Any], pairs: int = 3, steps: int = 5
+) -> dict[str, Any]:
+    """Training-step tokens/s of the LLaMA model with glibc's malloc keeping freed memory /
+    with its defaults, and the page faults per step of each: pairs of fresh processes
+    (`freed_memory_run`), the order flipping every pair."""
+    runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for pair in range(pairs):
+        for reuse in (True, False) if pair % 2 == 0 else (False, True):
+            run = in_fresh_process(freed_memory_run, shape, batch_size, optim, reuse, steps)
+            runs[reuse].append(run)
+    ratios = [off["step_s"] / on["step_s"] for on, off in zip(runs[True], runs[False], strict=True)]
+    return {
+        "ratios": ratios,
+        "ratio_reuse_vs_default": statistics.median(ratios),
+        "faults_per_step_reuse": statistics.median(r["faults_per_step"] for r in runs[True]),
+        "faults_per_step_default": statistics.median(r["faults_per_step"] for r in runs[False]),
+    }
+
+
 # Pairs and steps per block for each model's per-FLOP row (tiny steps ~0.1 s, deep_narrow ~1.6 s).
 PER_FLOP_MEASURE = {"tiny": (8, 10), "deep_narrow": (5, 3)}
 
 
 def run_per_flop_bench(models: dict[str, tuple[dict, int]], quick: bool) -> dict[str, Any]:
-    """The per-FLOP ratio and the fused / foreach AdamW ratio of each model (name -> (shape,
-    batch)), and the compile payoff of the first, each in a fresh process
-    (benchmarks/train.py's in_fresh_process)."""
-    ratios, adamw = [], []
+    """The per-FLOP ratio, the fused / foreach AdamW ratio and the freed-memory payoff of each
+    model (name -> (shape, batch)), and the compile payoff of the first, each in a fresh
+    process (benchmarks/train.py's in_fresh_process)."""
+    ratios, adamw, memory = [], [], []
     for name, (shape, batch) in models.items():
         pairs, steps = (2, 1) if quick else PER_FLOP_MEASURE.get(name, (5, 5))
         result = in_fresh_process(per_flop_ratio, shape, batch, OPTIM, pairs, steps)
         ratios.append({"model": name, **result})
         result = in_fresh_process(fused_adamw_payoff, shape, batch, OPTIM, pairs, steps)
         adamw.append({"model": name, "batch": ratios[-1]["batch"], **result})
+        result = freed_memory_payoff(shape, batch, OPTIM, *((1, 1) if quick else (3, steps)))
+        memory.append({"model": name, "batch": ratios[-1]["batch"], **result})
     name, (shape, batch) = next(iter(models.items()))
     pairs, steps = (1, 1) if quick else (4, 10)
     payoff = in_fresh_process(compile_payoff, shape, batch, OPTIM, pairs, steps)
-    return {"ratios": ratios, "fused_adamw": adamw, "compile": {"model": name, **payoff}}
+    return {
+        "ratios": ratios,
+        "fused_adamw": adamw,
+        "freed_memory": memory,
+        "compile": {"model": name, **payoff},
+    }
 
 
 def main(argv: list[str]) -> dict[str, Any]:

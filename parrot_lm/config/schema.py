@@ -142,6 +142,7 @@ class SpeedSchema:
     matmul_precision: str = checked("high", OneOf(MATMUL_PRECISIONS))
     sdpa_backend: str = checked("auto", OneOf(SDPA_BACKENDS))
     activation_checkpointing: bool = False
+    reuse_freed_memory: bool | None = None  # None: on when training on the CPU
 
 
 @dataclass

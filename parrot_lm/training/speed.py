@@ -13,17 +13,25 @@ import torch
 
 from parrot_lm.config.schema import MATMUL_PRECISIONS, SDPA_BACKENDS
 from parrot_lm.core.errors import ConfigError
+from parrot_lm.core.hardware import reuse_freed_memory
 from parrot_lm.model import GPT
 
 log = logging.getLogger(__name__)
 
 
 def apply_speed_settings(speed: dict[str, Any], model: GPT, on_cuda: bool = False) -> None:
-    """matmul precision, SDPA kernels, activation checkpointing, then torch.compile in place.
+    """The allocator, matmul precision, SDPA kernels, activation checkpointing, then
+    torch.compile in place.
 
-    `compile: null` compiles when training on CUDA, where it pays for its warm-up within a few
-    hundred steps; on CPU the tiny models gain little and every start would wait for it.
+    `reuse_freed_memory: null` keeps freed memory in the process when training on the CPU, where
+    each step would otherwise page-fault its activations back in (core.hardware); on CUDA the
+    host allocates little per step. `compile: null` compiles when training on CUDA, where it
+    pays for its warm-up within a few hundred steps; on CPU the tiny models gain little and
+    every start would wait for it.
     """
+    reuse = speed.get("reuse_freed_memory")
+    if reuse if reuse is not None else not on_cuda:
+        reuse_freed_memory()  # process-wide, once
     precision = speed.get("matmul_precision", "high")
     if precision not in MATMUL_PRECISIONS:
         raise ConfigError(

@@ -41,6 +41,10 @@ def test_bench_quick_writes_table_and_json(tmp_path):
     assert per_flop["ratio_llama_vs_gpt2"] == statistics.median(per_flop["ratios"]) > 0
     (adamw,) = results["per_flop"]["fused_adamw"]
     assert adamw["ratio_fused_vs_foreach"] == statistics.median(adamw["ratios"]) > 0
+    (memory,) = results["per_flop"]["freed_memory"]
+    assert memory["ratio_reuse_vs_default"] == statistics.median(memory["ratios"]) > 0
+    assert memory["faults_per_step_reuse"] >= 0 and memory["faults_per_step_default"] >= 0
     payoff = results["per_flop"]["compile"]
     assert payoff["compiled_tokens_per_s"] > 0 and payoff["warm_up_s"] >= 0
     assert "GPT-2-style achieved FLOP/s" in proc.stdout and "torch.compile / eager" in proc.stdout
+    assert "malloc keeps freed memory / glibc default" in proc.stdout

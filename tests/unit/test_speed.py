@@ -100,3 +100,16 @@ def test_compile_null_means_on_for_cuda_only(monkeypatch):
     assert calls == [{"mode": None, "backend": "inductor"}]
     apply_speed_settings({"compile": False}, _model(), on_cuda=True)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "setting, on_cuda, applied",
+    [(None, False, True), (None, True, False), (True, True, True), (False, False, False)],
+)
+def test_freed_memory_is_kept_when_training_on_the_cpu_by_default(
+    monkeypatch, setting, on_cuda, applied
+):
+    calls = []
+    monkeypatch.setattr("parrot_lm.training.speed.reuse_freed_memory", lambda: calls.append(1))
+    apply_speed_settings({"reuse_freed_memory": setting}, _model(), on_cuda=on_cuda)
+    assert bool(calls) is applied
