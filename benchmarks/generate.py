@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from benchmarks.prepare import _median_time
+from parrot_lm.core.hardware import reuse_freed_memory
 from parrot_lm.evaluation.perplexity import evaluate_perplexity
 from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.generation.params import SamplingParams
@@ -75,7 +76,9 @@ def generation_speed(
 
 
 def evaluation_speed(shape: dict[str, Any], n_tokens: int, repeats: int = 3) -> dict[str, Any]:
-    """Strided-perplexity windows/s at stride = context / 2, batch 8."""
+    """Strided-perplexity windows/s at stride = context / 2, batch 8, on the CPU with freed
+    memory kept, as the evaluate command runs there."""
+    reuse_freed_memory()
     torch.manual_seed(0)
     model = GPT(GPTConfig(**shape)).eval()
     tokens = np.random.default_rng(0).integers(0, shape["vocab_size"], n_tokens)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from parrot_lm.config.schema import validate_evaluate_config
     from parrot_lm.core.errors import ConfigError
-    from parrot_lm.core.hardware import pick_device
+    from parrot_lm.core.hardware import pick_device, reuse_freed_memory
     from parrot_lm.core.io import atomic_write_text
     from parrot_lm.evaluation.perplexity import (
         evaluate_perplexity,
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = validate_evaluate_config(cfg)  # stride, batch_size, max_tokens: in range
     eval_set = OmegaConf.to_container(cfg.eval_set, resolve=True)
-    loaded = load_model(cfg.ckpt, pick_device(cfg.device), cfg.tokenizer_dir, cfg.outputs_dir)
+    device = pick_device(cfg.device)
+    if device.type == "cpu":  # each batch's logits would page-fault anew (core.hardware)
+        reuse_freed_memory()
+    loaded = load_model(cfg.ckpt, device, cfg.tokenizer_dir, cfg.outputs_dir)
     context = loaded.model.cfg.context_length
     stride = cfg.stride if cfg.stride is not None else max(1, context // 2)
     if not 1 <= stride <= context:

@@ -23,3 +23,14 @@ def test_evaluate_bad_input(tiny_run, tmp_path):
     assert_user_error(run_main(main, [f"ckpt={foreign}"]), "not a ParrotLM")
     no_split = run_main(main, [f"ckpt={run_dir}", "eval_set.split=test"])
     assert_user_error(no_split, "has no 'test' split")
+
+
+def test_evaluate_on_the_cpu_keeps_freed_memory(tiny_run, tmp_path, monkeypatch):
+    """Each batch's logits would otherwise be page-faulted in anew (core.hardware)."""
+    run_dir, _ = tiny_run
+    calls = []
+    monkeypatch.setattr("parrot_lm.core.hardware.reuse_freed_memory", lambda: calls.append(1))
+    out = tmp_path / "r.json"
+    proc = run_main(main, [f"ckpt={run_dir}", "device=cpu", f"output={out}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert calls == [1] and out.exists()
