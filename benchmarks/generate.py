@@ -4,11 +4,13 @@ windows/s. Random weights: speed does not depend on what the model learned."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmarks import alternate
 from benchmarks.prepare import _median_time
 from parrot_lm.core.hardware import reuse_freed_memory
 from parrot_lm.evaluation.perplexity import evaluate_perplexity
@@ -43,7 +45,10 @@ def _hf_model(model: GPT):
 def generation_speed(
     name: str, shape: dict[str, Any], new_tokens: int = 256, repeats: int = 3
 ) -> dict[str, Any]:
-    """Greedy, batch 1, a 16-token prompt, exactly `new_tokens` new tokens (no EOT stop)."""
+    """Greedy, batch 1, a 16-token prompt, exactly `new_tokens` new tokens (no EOT stop).
+    The ways of generating take turns, `repeats` rounds after one warm-up each (the order
+    reversed every round), so a drift in machine speed hits them alike; tokens/s is the
+    median over the rounds."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(**shape)).eval()
     prompt = torch.randint(0, shape["vocab_size"] - 1, (1, 16))
@@ -63,7 +68,10 @@ def generation_speed(
             pad_token_id=0,
         )
     with torch.inference_mode():
-        speed = {k: new_tokens / _median_time(fn, repeats) for k, fn in runs.items()}
+        for fn in runs.values():
+            fn()
+        rates = alternate(runs, new_tokens, pairs=repeats, steps=1)
+    speed = {k: statistics.median(r) for k, r in rates.items()}
     result = {
         "model": name,
         "new_tokens": new_tokens,

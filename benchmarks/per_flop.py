@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmarks import alternate
 from benchmarks.train import OPTIM, TRAIN_MODELS, bare_step, in_fresh_process
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim import build_optimizer
@@ -132,25 +133,6 @@ def per_flop_ratio(
     result["ratios"] = ratios
     result["ratio_llama_vs_gpt2"] = statistics.median(ratios)
     return result
-
-
-def alternate(
-    steps_of: dict[str, Callable[[], None]], tokens_per_step: int, pairs: int, steps: int
-) -> dict[str, list[float]]:
-    """Tokens/s of each of two step functions, pair by pair: each pair times a block of `steps`
-    steps of one, then of the other (the order flips every pair), at the block's median step
-    time. Returns name -> one rate per pair."""
-    names = list(steps_of)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    for pair in range(pairs):
-        for name in names if pair % 2 == 0 else names[::-1]:
-            seconds = []
-            for _ in range(steps):
-                start = time.perf_counter()
-                steps_of[name]()
-                seconds.append(time.perf_counter() - start)
-            rates[name].append(tokens_per_step / statistics.median(seconds))
-    return rates
 
 
 def compile_payoff(

@@ -72,11 +72,17 @@ def measure_peak_flops(
     return n * 2.0 * size**3 / times[len(times) // 2]
 
 
-# Dense (no sparsity) tensor-core peaks from NVIDIA's datasheets, FLOP/s, for the SXM parts.
+# Dense (no sparsity) tensor-core peaks from NVIDIA's datasheets, FLOP/s (half the "with
+# sparsity" figures; float32 is TF32). A part's PCIe or NVL card comes before the part itself,
+# which names the SXM module: the first name found in the device's name wins.
 DATASHEET_PEAKS = {
+    "H200 NVL": {torch.bfloat16: 835e12, torch.float16: 835e12, torch.float32: 417.5e12},
     "H200": {torch.bfloat16: 989e12, torch.float16: 989e12, torch.float32: 494.5e12},
+    "H100 NVL": {torch.bfloat16: 835e12, torch.float16: 835e12, torch.float32: 417.5e12},
+    "H100 PCIe": {torch.bfloat16: 756e12, torch.float16: 756e12, torch.float32: 378e12},
     "H100": {torch.bfloat16: 989e12, torch.float16: 989e12, torch.float32: 494.5e12},
     "A100": {torch.bfloat16: 312e12, torch.float16: 312e12, torch.float32: 156e12},
+    "V100-PCIE": {torch.float16: 112e12, torch.float32: 14e12},
     "V100": {torch.float16: 125e12, torch.float32: 15.7e12},
 }
 

@@ -40,7 +40,11 @@ def measured(**overrides) -> dict:
     ("name", "dtype", "peak"),
     [
         ("NVIDIA H200", torch.bfloat16, 989e12),
-        ("NVIDIA H100 80GB HBM3", torch.bfloat16, 989e12),
+        ("NVIDIA H200 NVL", torch.bfloat16, 835e12),  # the PCIe card: lower clocks and power
+        ("NVIDIA H100 80GB HBM3", torch.bfloat16, 989e12),  # the SXM module
+        ("NVIDIA H100 PCIe", torch.bfloat16, 756e12),
+        ("NVIDIA H100 NVL", torch.float32, 417.5e12),
+        ("Tesla V100-PCIE-32GB", torch.float16, 112e12),
         ("NVIDIA A100-SXM4-80GB", torch.bfloat16, 312e12),
         ("NVIDIA A100-SXM4-80GB", torch.float32, 156e12),
         ("Tesla V100-SXM2-16GB", torch.bfloat16, None),  # no bf16 tensor cores

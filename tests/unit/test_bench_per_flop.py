@@ -76,3 +76,14 @@ def test_per_flop_command_prints_the_paired_ratio(capsys):
     r = main(["--model", "tiny", "--pairs", "1", "--steps", "1"])
     out = capsys.readouterr().out
     assert f"achieved FLOP/s ratio {r['ratio_llama_vs_gpt2']:.3f}" in out and "eager" in out
+
+
+def test_alternate_takes_turns_and_reverses_the_order_every_round():
+    from benchmarks import alternate
+
+    calls: list[str] = []
+    steps_of = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    rates = alternate(steps_of, tokens_per_step=100, pairs=2, steps=2)
+    assert "".join(calls) == "aabbcc" + "ccbbaa"
+    assert {name: len(r) for name, r in rates.items()} == {"a": 2, "b": 2, "c": 2}
+    assert all(rate > 0 for r in rates.values() for rate in r)
