@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.model import GPTConfig
 from parrot_lm.optim import build_optimizer, build_scheduler
+from parrot_lm.training.console import quiet_lightning
 from parrot_lm.training.flops import device_name, flops_per_token, measure_peak_flops
 from parrot_lm.training.lit_module import LitLM
 from parrot_lm.training.speed import apply_speed_settings
@@ -131,6 +132,7 @@ def _datamodule(data_dir: Path, context: int, batch_size: int) -> TokenDataModul
 def parrot_run(
     shape: dict, data_dir: Path, batch_size: int, warmup: int, steps: int, device: str
 ) -> Run:
+    quiet_lightning()  # as train.py: no start-up banners between the bench's lines
     torch.manual_seed(0)
     lit = LitLM(model=shape, optim=OPTIM, total_steps=warmup + steps)
     apply_speed_settings({}, lit.model, on_cuda=device == "cuda")  # train.py's defaults
