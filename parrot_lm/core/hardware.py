@@ -87,11 +87,11 @@ def reuse_freed_memory() -> bool:
     By default glibc serves a large block (activations, logits, gradients: megabytes each) by
     mmap and unmaps it when freed, or trims freed memory at the top of its heap; the next
     training step then touches fresh pages, and every 4 KiB page costs a fault in the kernel
-    (on this 2-core CPU: ~7,000 faults per `tiny` step, ~270,000 per `deep_narrow` step, 10-30%
-    of the step). With both thresholds at their maximum (mallopt(3), M_MMAP_THRESHOLD and
-    M_TRIM_THRESHOLD; the PyTorch CPU tuning guide's jemalloc/tcmalloc advice fixes the same
-    thing by preloading another allocator) the blocks are reused and the resident memory stays
-    at the step's peak. Process-wide and once per process; forked workers inherit it.
+    (`make bench` counts them per step, with and without this). With both thresholds at their
+    maximum (mallopt(3), M_MMAP_THRESHOLD and M_TRIM_THRESHOLD; the PyTorch CPU tuning guide's
+    jemalloc/tcmalloc advice fixes the same thing by preloading another allocator) the blocks
+    are reused and the resident memory stays at the step's peak. Process-wide and once per
+    process; forked workers inherit it. Raises nothing: without glibc it is a no-op.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
