@@ -40,6 +40,18 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return last_checkpoint(run_dir)["state_dict"]
 
 
+def wait_for_the_next_second() -> None:
+    """Call before resuming a run in the process that trained it, when the test reads its
+    TensorBoard events back in order. TensorBoard reads a run's event files in name order:
+    `events.out.tfevents.<second>.<host>.<pid>.<n>`, where n counts the process's writers and
+    is not zero-padded (10 sorts before 9). Within one second and one process, the resumed
+    run's file could then be read before the one it continues. A real resume is a new process,
+    seconds later; this makes the creation second of the resumed file the later one."""
+    import time
+
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 def scalar_steps(run_dir: Path, tag: str) -> list[int]:
     """The steps of a TensorBoard scalar in the run dir's events, in file order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

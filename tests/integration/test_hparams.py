@@ -15,6 +15,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from parrot_lm.report.build import build_report
 from parrot_lm.training.callbacks.hparams import BEST_VAL_LOSS, has_hparams_session
 from tests.helpers import TINY_DATA, TINY_MODEL, compose_train
+from tests.helpers.records import wait_for_the_next_second
 
 
 def hparams_records(tb_dir: Path) -> list[plugin_data_pb2.HParamsPluginData]:
@@ -106,6 +107,7 @@ def test_hparams_session_and_final_metrics_of_a_tiny_fit(tmp_path):
     saved = OmegaConf.load(run_config)
     saved.trainer.max_steps = 6
     OmegaConf.save(saved, run_config)
+    wait_for_the_next_second()  # the events are read back in file order
     val_loss = run(compose_train(tmp_path, [*overrides, f"resume={tmp_path / 'run'}"]))
     assert len(hparams_records(tb)) == 1
     events = EventAccumulator(str(tb), size_guidance={"scalars": 0}).Reload()

@@ -16,7 +16,7 @@ from parrot_lm.core.errors import ConfigError
 from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training import loggers
 from tests.helpers import QUIET, SHORT_SAMPLES, SMALL_CORPUS, TINY_MODEL, compose_train
-from tests.helpers.records import wandb_run
+from tests.helpers.records import wait_for_the_next_second, wandb_run
 
 pytest.importorskip("wandb")
 pytest.importorskip("mlflow")
@@ -67,6 +67,7 @@ def resume(tmp_path: Path, data_dir: Path, *overrides: str) -> float | None:
     saved = OmegaConf.load(run_config)
     saved.trainer.max_steps = RESUMED_STEPS
     OmegaConf.save(saved, run_config)
+    wait_for_the_next_second()  # TensorBoard's events are read back in file order
     return fit(tmp_path, data_dir, *overrides, f"resume={tmp_path / 'run'}")
 
 
