@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # re-import this file, and transformers + Lightning would cost each of them seconds.
 
 
+def _cpu_row(result: dict) -> tuple[str, str]:
+    """A per-FLOP bench result's row label (model, CPU fp32, the batch it ran) and its pair
+    ratios as printed."""
+    batch, context = result["batch"]
+    pairs = ", ".join(f"{x:.2f}" for x in result["ratios"])
+    return f"train {result['model']} (cpu fp32, batch {batch}x{context})", pairs
+
+
 def main(argv: list[str]) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds not minutes")
@@ -85,8 +93,7 @@ def main(argv: list[str]) -> dict:
             ),
         ]
     for r in results["per_flop"]["ratios"]:
-        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
-        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        label, pairs = _cpu_row(r)
         rows += [
             (
                 f"{label}: LLaMA vs GPT-2-style block (tokens/s)",
@@ -98,8 +105,7 @@ def main(argv: list[str]) -> dict:
             ),
         ]
     for r in results["per_flop"]["fused_adamw"]:
-        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
-        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        label, pairs = _cpu_row(r)
         rows.append(
             (
                 f"{label}: fused / foreach AdamW, training step (tokens/s)",
@@ -107,8 +113,7 @@ def main(argv: list[str]) -> dict:
             )
         )
     for r in results["per_flop"]["freed_memory"]:
-        label = f"train {r['model']} (cpu fp32, batch {r['batch'][0]}x{r['batch'][1]})"
-        pairs = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        label, pairs = _cpu_row(r)
         rows += [
             (
                 f"{label}: malloc keeps freed memory / glibc default (tokens/s)",
@@ -120,8 +125,7 @@ def main(argv: list[str]) -> dict:
             ),
         ]
     c = results["per_flop"]["compile"]
-    label = f"train {c['model']} (cpu fp32, batch {c['batch'][0]}x{c['batch'][1]})"
-    pairs = ", ".join(f"{x:.2f}" for x in c["ratios"])
+    label, pairs = _cpu_row(c)
     even = "never" if c["break_even_steps"] is None else f"{c['break_even_steps']:,.0f} steps"
     rows += [
         (
