@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from parrot_lm.model.config import GPTConfig
 from parrot_lm.model.norm import RMSNorm
-from parrot_lm.model.rope import apply_rope, interleave_heads, rope_cache
+from parrot_lm.model.rope import pair_order, rope_cache, rotate_qkv
 
 
 class KVCache:
@@ -49,6 +49,9 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, qkv_dim, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
+        if cfg.pos_encoding == "rope":  # derived from the shape, not state: kept out of checkpoints
+            order = pair_order(cfg.n_heads + cfg.n_kv_heads, cfg.head_dim, qkv_dim)
+            self.register_buffer("qkv_pair_order", order, persistent=False)
         self.frozen_paired_weight: torch.Tensor | None = None  # GPT.frozen_for_decoding
 
     def forward(
@@ -60,16 +63,13 @@ class CausalSelfAttention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
-        heads, qk_heads = self.n_heads + 2 * self.n_kv_heads, self.n_heads + self.n_kv_heads
+        heads = self.n_heads + 2 * self.n_kv_heads
         if rotation is None:  # learned positions or none
-            qkv = self.qkv(x)
+            qkv = self.qkv(x).view(B, T, heads, self.head_dim).transpose(1, 2)  # (B, heads, T, hd)
+            q, k, v = qkv.split([self.n_heads, self.n_kv_heads, self.n_kv_heads], dim=1)
         else:  # q and k come out with their RoPE pairs side by side (rope.py)
-            qkv = F.linear(x, self.paired_qkv_weight())
-        qkv = qkv.view(B, T, heads, self.head_dim).transpose(1, 2)  # (B, heads, T, hd)
-        qk, v = qkv.split([qk_heads, self.n_kv_heads], dim=1)
-        if rotation is not None:  # RoPE on the query and key heads at once
-            qk = apply_rope(qk, rotation)  # contiguous (B, n_heads + n_kv, T, hd)
-        q, k = qk.split([self.n_heads, self.n_kv_heads], dim=1)
+            qkv = F.linear(x, self.paired_qkv_weight()).view(B, T, heads, self.head_dim)
+            q, k, v = rotate_qkv(qkv, rotation, self.n_heads, self.n_kv_heads)
         # q (B, n_heads, T, hd); k, v (B, n_kv, T, hd)
         if cache is not None:  # append this step's keys/values, attend over all filled slots
             start = cache.length
@@ -89,11 +89,11 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y)
 
     def paired_qkv_weight(self) -> torch.Tensor:
-        """The qkv weight with each q/k head's RoPE pairs side by side (rope.interleave_heads):
-        rebuilt on every call, or the copy GPT.frozen_for_decoding made for its duration."""
+        """The qkv weight with each q/k head's RoPE pairs side by side (rope.pair_order):
+        gathered on every call, or the copy GPT.frozen_for_decoding made for its duration."""
         if self.frozen_paired_weight is not None:
             return self.frozen_paired_weight
-        return interleave_heads(self.qkv.weight, self.n_heads + self.n_kv_heads, self.head_dim)
+        return self.qkv.weight.index_select(0, self.qkv_pair_order)
 
 
 class SwiGLU(nn.Module):

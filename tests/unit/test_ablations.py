@@ -97,6 +97,8 @@ def test_defaults_are_the_llama_recipe():
     assert model.pos_emb is None and {n for n, _ in model.named_buffers()} == {
         "rope_cos",
         "rope_sin",
+        "blocks.0.attn.qkv_pair_order",
+        "blocks.1.attn.qkv_pair_order",
     }
     check_llama_compatible(model.cfg)  # the default model exports to Llama
 

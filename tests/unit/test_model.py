@@ -8,7 +8,7 @@ from parrot_lm.generation.decoding import generate_tokens
 from parrot_lm.generation.params import SamplingParams
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.model.norm import RMSNorm, rms_norm_cpu
-from parrot_lm.model.rope import apply_rope, interleave_heads, rope_cache
+from parrot_lm.model.rope import apply_rope, pair_order, rope_cache, rotate_qkv
 
 
 def small_cfg(**kw) -> GPTConfig:
@@ -80,12 +80,61 @@ def test_rope_matches_naive_reference():
     torch.testing.assert_close(rotated, paired(naive_rope(x)))
 
 
-def test_interleave_heads_pairs_rows_within_each_rotated_head():
-    weight = torch.arange(3 * 8, dtype=torch.float32)[:, None]  # 3 heads of dim 8, row = id
-    out = interleave_heads(weight, n_heads=2, head_dim=8)  # the third head is left alone
-    assert out[:, 0].tolist() == [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15] + list(
+def test_pair_order_pairs_rows_within_each_rotated_head():
+    order = pair_order(n_heads=2, head_dim=8, rows=3 * 8)  # the third head is left alone
+    assert order.tolist() == [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15] + list(
         range(16, 24)
     )
+
+
+def test_pair_order_is_derived_not_saved():
+    model = GPT(small_cfg())
+    assert all("pair_order" not in key for key in model.state_dict())
+    assert not hasattr(GPT(small_cfg(pos_encoding="learned")).blocks[0].attn, "qkv_pair_order")
+
+
+def rotate_qkv_by_autograd(qkv, rot, n_heads, n_kv_heads):
+    """rotate_qkv as autograd composes it: split the heads, apply_rope, split again."""
+    qk, v = qkv.transpose(1, 2).split([n_heads + n_kv_heads, n_kv_heads], dim=1)
+    q, k = apply_rope(qk, rot).split([n_heads, n_kv_heads], dim=1)
+    return q, k, v
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_rotate_qkv_matches_autograd_in_value_and_gradient(n_kv_heads, per_row):
+    """The eager function's hand-written backward (inverse rotation, written straight into the
+    projection's layout) gives autograd's gradients; rotations per row as decoding uses them."""
+    torch.manual_seed(0)
+    B, T, hd = 2, 5, 8
+    qkv = torch.randn(B, T, 4 + 2 * n_kv_heads, hd, dtype=torch.float64, requires_grad=True)
+    cos, sin = rope_cache(T, hd)
+    rot = rotation(cos, sin)  # (T, hd/2, 2)
+    if per_row:
+        rot = torch.stack((rot, rot.roll(1, dims=0)))[:, None]  # (B, 1, T, hd/2, 2)
+    grads = [torch.randn(B, h, T, hd, dtype=torch.float64) for h in (4, n_kv_heads, n_kv_heads)]
+    results = []
+    for function in (rotate_qkv, rotate_qkv_by_autograd):
+        out = function(qkv, rot, 4, n_kv_heads)
+        (grad_qkv,) = torch.autograd.grad(out, qkv, grads)
+        results.append((*out, grad_qkv))
+    for ours, reference in zip(*results, strict=True):
+        torch.testing.assert_close(ours, reference)
+    assert torch.autograd.gradcheck(lambda t: rotate_qkv(t, rot, 4, n_kv_heads), (qkv,))
+
+
+def test_rotate_qkv_rotates_bf16_in_float32_and_returns_bf16():
+    torch.manual_seed(0)
+    qkv = torch.randn(2, 5, 6, 8, requires_grad=True)
+    cos, sin = rope_cache(5, 8)
+    rot = torch.stack((cos, sin), dim=-1)
+    q, k, v = rotate_qkv(qkv.bfloat16(), rot, 2, 2)
+    assert q.dtype == k.dtype == v.dtype == torch.bfloat16
+    reference = rotate_qkv_by_autograd(qkv.bfloat16().float(), rot, 2, 2)
+    for ours, expected in zip((q, k, v), reference, strict=True):
+        torch.testing.assert_close(ours.float(), expected, rtol=0, atol=0.02)
+    (q.float().sum() + k.float().sum()).backward()
+    assert qkv.grad.dtype == torch.float32 and qkv.grad[:, :, 4:].abs().sum() == 0
 
 
 def test_attention_equals_rotate_half_reference():
@@ -222,16 +271,23 @@ def test_rms_norm_module_keeps_nn_rmsnorm_state_and_type():
     torch.testing.assert_close(norm(x), torch.nn.RMSNorm(16, eps=1e-5)(x))
 
 
-def test_rope_in_real_arithmetic_under_compile_equals_the_complex_multiply(monkeypatch):
-    """Under torch.compile apply_rope takes its real-arithmetic branch (inductor has no
-    complex kernels); both branches give the same rotation."""
+def test_rotate_qkv_under_compile_takes_real_arithmetic_with_the_same_result(monkeypatch):
+    """Under torch.compile rotate_qkv composes apply_rope's real arithmetic (inductor has no
+    complex kernels); the eager complex multiply gives the same q, k, v."""
     torch.manual_seed(0)
-    x = torch.randn(2, 5, 3, 8)
+    qkv = torch.randn(2, 5, 6, 8)
     cos, sin = rope_cache(5, 8)
-    rot = torch.stack((cos, sin), dim=-1)[:, None]
-    eager = apply_rope(x, rot)
+    rot = torch.stack((cos, sin), dim=-1)
+    eager = rotate_qkv(qkv, rot, 2, 2)
+    calls = []
+    monkeypatch.setattr(
+        "parrot_lm.model.rope.apply_rope", lambda *a: calls.append(1) or apply_rope(*a)
+    )
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    torch.testing.assert_close(apply_rope(x, rot), eager)
+    compiled_path = rotate_qkv(qkv, rot, 2, 2)
+    assert calls == [1]
+    for a, b in zip(compiled_path, eager, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_frozen_for_decoding_reuses_one_paired_weight_and_drops_it_on_leaving():
