@@ -81,7 +81,11 @@ def _complex(x: torch.Tensor) -> torch.Tensor:
 
 def _rotate_into(out: torch.Tensor, x: torch.Tensor, rotation: torch.Tensor) -> None:
     """out (..., hd) = x (..., hd) with each pair multiplied by `rotation` (complex, ..., hd/2),
-    written in place (out may be a strided view)."""
+    written in place (out may be a strided view, its pairs side by side in memory)."""
+    if x.stride(-1) != 1 or x.storage_offset() % 2 or any(s % 2 for s in x.stride()[:-1]):
+        # Pairs not side by side in memory, e.g. the gradient of k from SDPA's math backend
+        # (dropout, masks), which comes transposed: a complex view needs them adjacent.
+        x = x.contiguous()
     if x.dtype in (torch.float32, torch.float64):
         torch.mul(_complex(x), rotation, out=_complex(out))
     else:  # no complex bfloat16: rotate in float32

@@ -102,9 +102,11 @@ def rotate_qkv_by_autograd(qkv, rot, n_heads, n_kv_heads):
 
 @pytest.mark.parametrize("n_kv_heads", [4, 2])
 @pytest.mark.parametrize("per_row", [False, True])
-def test_rotate_qkv_matches_autograd_in_value_and_gradient(n_kv_heads, per_row):
+@pytest.mark.parametrize("grad_layout", ["contiguous", "transposed"])
+def test_rotate_qkv_matches_autograd_in_value_and_gradient(n_kv_heads, per_row, grad_layout):
     """The eager function's hand-written backward (inverse rotation, written straight into the
-    projection's layout) gives autograd's gradients; rotations per row as decoding uses them."""
+    projection's layout) gives autograd's gradients; rotations per row as decoding uses them;
+    incoming gradients in any memory layout (SDPA's math backend hands k's back transposed)."""
     torch.manual_seed(0)
     B, T, hd = 2, 5, 8
     qkv = torch.randn(B, T, 4 + 2 * n_kv_heads, hd, dtype=torch.float64, requires_grad=True)
@@ -113,6 +115,8 @@ def test_rotate_qkv_matches_autograd_in_value_and_gradient(n_kv_heads, per_row):
     if per_row:
         rot = torch.stack((rot, rot.roll(1, dims=0)))[:, None]  # (B, 1, T, hd/2, 2)
     grads = [torch.randn(B, h, T, hd, dtype=torch.float64) for h in (4, n_kv_heads, n_kv_heads)]
+    if grad_layout == "transposed":  # (B, h, T, hd) values stored as (B, h, hd, T)
+        grads = [g.transpose(-1, -2).contiguous().transpose(-1, -2) for g in grads]
     results = []
     for function in (rotate_qkv, rotate_qkv_by_autograd):
         out = function(qkv, rot, 4, n_kv_heads)
@@ -121,6 +125,23 @@ def test_rotate_qkv_matches_autograd_in_value_and_gradient(n_kv_heads, per_row):
     for ours, reference in zip(*results, strict=True):
         torch.testing.assert_close(ours, reference)
     assert torch.autograd.gradcheck(lambda t: rotate_qkv(t, rot, 4, n_kv_heads), (qkv,))
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2])
+def test_training_with_dropout_gives_autograds_gradients(monkeypatch, n_kv_heads):
+    """Attention dropout runs SDPA's math backend, whose gradients come in other layouts than
+    the flash kernel's; the model's gradients equal those of autograd's composition."""
+    model = GPT(small_cfg(dropout=0.1, n_kv_heads=n_kv_heads)).train()
+    idx = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(0))
+    grads = []
+    for _ in range(2):
+        torch.manual_seed(1)  # the same dropout masks
+        model.zero_grad()
+        model(idx).logsumexp(-1).mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        monkeypatch.setattr("parrot_lm.model.gpt.rotate_qkv", rotate_qkv_by_autograd)
+    for ours, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, reference)
 
 
 def test_rotate_qkv_rotates_bf16_in_float32_and_returns_bf16():
