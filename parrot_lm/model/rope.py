@@ -32,7 +32,8 @@ def pair_order(n_heads: int, head_dim: int, rows: int) -> torch.Tensor:
     """Row indices (rows,) that take a projection weight (rows, in) from rotate-half to pairs:
     within each of the first n_heads heads, rows [0, ..., h-1, h, ..., 2h-1] become
     [0, h, 1, h+1, ...], h = head_dim/2; the rows after them (values) keep their order.
-    `weight.index_select(0, order)` is one gather each way (forward and backward)."""
+    `weight.index_select(0, order)` gathers them: one pass forward, a zero fill and a
+    scatter-add backward (slicing, transposing and concatenating took more of each)."""
     rotated = n_heads * head_dim
     pairs = torch.arange(rotated).view(n_heads, 2, head_dim // 2).transpose(1, 2).flatten()
     return torch.cat((pairs, torch.arange(rotated, rows)))
@@ -58,14 +59,16 @@ def rotate_qkv(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention inputs from the qkv projection's output (B, T, heads, hd), heads =
     n_heads + 2 n_kv_heads, its q and k heads in pair order: q (B, n_heads, T, hd) and
-    k (B, n_kv_heads, T, hd) rotated by `rotation` ((T, hd/2, 2) or (B, 1, T, hd/2, 2), as
-    `apply_rope` takes it), and v (B, n_kv_heads, T, hd) as it is. Rotated in at least float32;
-    q, k, v have qkv's dtype.
+    k (B, n_kv_heads, T, hd) rotated by `rotation` ((T, hd/2, 2) or (B, 1, T, hd/2, 2) as
+    GPT._rope makes it: each (cos, sin) pair adjacent in memory), and v (B, n_kv_heads, T, hd)
+    as it is. Rotated in at least float32; q, k, v have qkv's dtype.
 
     Eagerly one autograd function (`_RotateQKV`): a complex multiply each way, whose backward
     writes the gradients of q, k and v straight into one (B, T, heads, hd) buffer, the layout
     the projection's backward reads. Through autograd's split the same gradients took two
-    concatenations and a copy to that layout. Under torch.compile, `apply_rope`.
+    concatenations and a copy to that layout. q, k, v are views (of one new tensor, and of
+    qkv): modifying them in place raises an error. Differentiable once (no double backward,
+    forward-mode AD or vmap). Under torch.compile, `apply_rope` in autograd's composition.
     """
     if torch.compiler.is_compiling():
         qk, v = qkv.transpose(1, 2).split([n_heads + n_kv_heads, n_kv_heads], dim=1)
@@ -97,11 +100,11 @@ class _RotateQKV(torch.autograd.Function):
     (cos, sin) is the rotation by (cos, -sin)."""
 
     @staticmethod
-    def forward(ctx, qkv, rotation, n_heads, n_kv_heads):  # noqa: D102 (shapes: rotate_qkv)
+    def forward(ctx, qkv, rotation, n_heads, n_kv_heads):  # shapes: rotate_qkv
         B, T, heads, hd = qkv.shape
         n_rotated = n_heads + n_kv_heads
-        # Allocated (B, T, heads, hd) and handed out transposed, as the projection lays out
-        # q, k, v: attention's output then comes in the (B, T, d_model) order it is read in.
+        # Allocated (B, T, n_rotated, hd) and handed out transposed, as the projection lays
+        # out q, k, v: attention's output then comes in the (B, T, d_model) order it is read in.
         qk = qkv.new_empty(B, T, n_rotated, hd).transpose(1, 2)  # (B, n_rotated, T, hd)
         _rotate_into(qk, qkv[:, :, :n_rotated].transpose(1, 2), torch.view_as_complex(rotation))
         ctx.save_for_backward(rotation)
@@ -111,10 +114,10 @@ class _RotateQKV(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_q, grad_k, grad_v):  # noqa: D102
+    def backward(ctx, grad_q, grad_k, grad_v):
         (rotation,) = ctx.saved_tensors
         n_heads, n_rotated = ctx.n_heads, ctx.n_heads + ctx.n_kv_heads
-        inverse = torch.view_as_complex(rotation * rotation.new_tensor([1.0, -1.0]))
+        inverse = torch.view_as_complex(rotation).conj()  # (cos, -sin); no host-to-device copy
         grad = grad_q.new_empty(ctx.shape)  # (B, T, heads, hd), the projection's layout
         heads_first = grad.transpose(1, 2)  # (B, heads, T, hd) view
         _rotate_into(heads_first[:, :n_heads], grad_q, inverse)
