@@ -12,6 +12,7 @@ model's shape) are listed in `CROSS_CHECKS`. Every entry point that composes a t
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, make_dataclass
@@ -308,8 +309,26 @@ def _merge(schema_cls: type, cfg: DictConfig, sections: Sequence[str]) -> DictCo
         for key in sections:
             OmegaConf.to_container(merged[key], resolve=True)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"Invalid config at '{e.full_key}': {str(e.msg).splitlines()[0]}") from e
+        raise ConfigError(config_error_sentence(e)) from e
     return merged
+
+
+# OmegaConf's names for the types a value could not be converted to, as a sentence says them.
+_TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+
+
+def config_error_sentence(error: OmegaConfBaseException) -> str:
+    """OmegaConf's refusal as one sentence naming the key: `trainer.max_steps must be an
+    integer, got 'abc'.` for a value of the wrong type, OmegaConf's own first line otherwise."""
+    message = str(error.msg).splitlines()[0]
+    wrong_type = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
+    if wrong_type and wrong_type.group(2) in _TYPE_WORDS:
+        value, kind = wrong_type.groups()
+        return f"{error.full_key} must be {_TYPE_WORDS[kind]}, got {value!r}."
+    not_bool = re.match(r"Value '(.*)' is not a valid bool", message)
+    if not_bool:
+        return f"{error.full_key} must be true or false, got {not_bool.group(1)!r}."
+    return f"Invalid config at '{error.full_key}': {message}"
 
 
 def validate_config(cfg: DictConfig, cross_checks: bool = True) -> DictConfig:
@@ -327,7 +346,7 @@ def validate_config(cfg: DictConfig, cross_checks: bool = True) -> DictConfig:
         for check in CROSS_CHECKS if cross_checks else ():
             check(merged)
     except OmegaConfBaseException as e:  # an interpolation in callbacks/logger that fails
-        raise ConfigError(f"Invalid config at '{e.full_key}': {str(e.msg).splitlines()[0]}") from e
+        raise ConfigError(config_error_sentence(e)) from e
     return merged
 
 

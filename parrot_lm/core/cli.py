@@ -44,9 +44,12 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def compose_config(config_dir: str, name: str, overrides: list[str]):
+def compose_config(
+    config_dir: str, name: str, overrides: list[str], return_hydra_config: bool = False
+):
     """Hydra's compose API for scripts that read the conf tree but make no run dir; a bad or
-    mistyped override becomes a ConfigError sentence instead of a traceback."""
+    mistyped override becomes a ConfigError sentence instead of a traceback.
+    return_hydra_config: keep the `hydra` node (the sweeper's settings, for one)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -54,7 +57,7 @@ def compose_config(config_dir: str, name: str, overrides: list[str]):
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             try:
-                return compose(name, overrides=overrides)
+                return compose(name, overrides=overrides, return_hydra_config=return_hydra_config)
             except (HydraException, OmegaConfBaseException) as e:
                 sentence = override_sentence(str(e), lambda: compose(name, overrides=[]))
                 if sentence is None:

@@ -118,12 +118,25 @@ def default_sweep_dir(
     return claim_dir(f"{log_dir}/{MULTIRUNS}/{check_run_name(name) or timestamp}")
 
 
+SCRATCH_PREFIX = "parrot-scratch-"  # every `scratch_dir`'s name, in the system's temp dir
+
+
 def scratch_dir(purpose: str) -> str:
     """A new temporary dir, removed when this process exits: the run dir of a run that must
     leave nothing behind (debug=fdr), so it never shows up among the results."""
-    path = tempfile.mkdtemp(prefix=f"parrot-{purpose}-")
+    path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{purpose}-")
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def is_scratch_dir(path: str | os.PathLike) -> bool:
+    """Whether `path` is, or is inside, a `scratch_dir` (made by this process or the one that
+    started a sweep's jobs): gone once that process exits, so nothing can be resumed from it."""
+    try:
+        inside = Path(path).resolve().relative_to(Path(tempfile.gettempdir()).resolve())
+    except ValueError:
+        return False
+    return bool(inside.parts) and inside.parts[0].startswith(SCRATCH_PREFIX)
 
 
 # Dirs this process created through claim_dir (and the parents it had to create for them), so
@@ -163,24 +176,39 @@ def claim_dir(base: str) -> str:
 REFUSED_START_LEFTOVERS = frozenset({HYDRA, RUN_CONFIG, TOKENIZER, JOB_LOG})
 
 
+SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep dir before its first job
+
+
 def discard_refused_run(path: str | os.PathLike) -> bool:
     """Remove the run dir `path` after a refused start (a ParrotError before training), when
-    this process created it (`claim_dir`) and it holds only REFUSED_START_LEFTOVERS, plus the
-    parents created for it that are now empty: a refused command leaves nothing behind.
-    Returns whether it was removed; a resumed run's dir, one given as hydra.run.dir, and one
-    with anything else in it are never touched."""
+    this process created it (`claim_dir`), or it is a job dir of a sweep dir this process
+    created, and it holds only REFUSED_START_LEFTOVERS, plus the parents created for it that
+    are now empty (a sweep dir left with only Hydra's record when its first job is refused):
+    a refused command leaves nothing behind. Returns whether it was removed; a resumed run's
+    dir, one given as hydra.run.dir or inside a given hydra.sweep.dir, and one with anything
+    else in it are never touched."""
     path = Path(path).absolute()
-    if path not in _CLAIMED or not path.is_dir():
+    sweep_job = path.parent in _CLAIMED
+    if (path not in _CLAIMED and not sweep_job) or not path.is_dir():
         return False
     if not {p.name for p in path.iterdir()} <= REFUSED_START_LEFTOVERS:
         return False
     shutil.rmtree(path, ignore_errors=True)
-    for parent in _CLAIMED.pop(path):  # innermost first; one another run uses is not empty
+    if path.exists():
+        return False
+    if sweep_job and {p.name for p in path.parent.iterdir()} <= {SWEEP_RECORD}:
+        try:
+            (path.parent / SWEEP_RECORD).unlink(missing_ok=True)
+            path.parent.rmdir()
+        except OSError:  # another job's dir appeared: the sweep dir stays
+            return True
+        path = path.parent
+    for parent in _CLAIMED.pop(path, []):  # innermost first; one another run uses is not empty
         try:
             parent.rmdir()
         except OSError:
             break
-    return not path.exists()
+    return True
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ print the composed config, `--help` for the groups and options.
 
 from __future__ import annotations
 
+import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -98,39 +100,97 @@ def check_name_argument(args: list[str]) -> None:
             check_run_name(arg.split("=", 1)[1])
 
 
+# A sweep of more jobs than this has each listed value checked once (with the first value of
+# every other list) instead of every combination: composing a job's config takes ~0.1 s.
+MAX_CHECKED_JOBS = 64
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
 def check_overrides(args: list[str]) -> None:
     """Compose the config before Hydra does, so that a mistyped key or an unknown group option
     is one sentence with the closest valid names (core/cli.py compose_config), not Hydra's
-    six lines. A sweep is checked with the first value of each list; Hydra's own settings
-    and the flags (--help, --cfg, -m) are left to Hydra."""
+    six lines. A sweep (-m) has every job's config composed and checked against the schema
+    (`validate_config`, the sampling settings) before any job starts: a bad value anywhere in a
+    list would otherwise stop the sweep only when its job's turn came. Hydra's own settings,
+    range()/interval() sweeps and the flags (--help, --cfg) are left to Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     if any(a.startswith("--") and a != "--multirun" for a in args):
         return
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+        parsed = parser.parse_overrides([a for a in args if a[:1] != "-"])
     except HydraException as e:
         raise ConfigError(str(e).strip().splitlines()[0]) from e
     multirun = "-m" in args or "--multirun" in args
-    plain = []
+    lists = _override_lists(parsed, multirun)
+    first = [values[0] for values in lists.values()]
+    cfg = compose_config(str(CONF_DIR), "train", first, return_hydra_config=multirun)
+    if not multirun:
+        return
+    sweeper = cfg.hydra.sweeper
+    if sweeper.get("_target_") == BASIC_SWEEPER and sweeper.get("params"):
+        # A sweep kept in a config (experiment=..._sweep): the command line's lists win.
+        params = [f"{key}={value}" for key, value in sweeper.params.items()]
+        lists = {**_override_lists(parser.parse_overrides(params), multirun), **lists}
+    cross_checks = not any(a.startswith("resume=") and a != "resume=null" for a in args)
+    for job in sweep_jobs(list(lists.values())):
+        _check_job(job, [values for values in lists.values() if len(values) > 1], cross_checks)
+
+
+def _override_lists(parsed: list, multirun: bool) -> dict[str, list[str]]:
+    """Each override's key and the `key=value` overrides it stands for: one for a plain
+    override, one per value for an a,b,c sweep. Hydra's own keys, and sweeps whose values
+    Hydra's config loader alone can list (glob() of a group), are left out."""
+    from hydra.errors import HydraException
+
+    lists: dict[str, list[str]] = {}
     for override in parsed:
-        if override.key_or_group.split("/")[0].split(".")[0] == "hydra":
+        key = override.get_key_element()
+        if key.lstrip("+~").split("/")[0].split(".")[0] == "hydra":
             continue
         if not override.is_sweep_override():
-            plain.append(override.input_line)
+            lists[key] = [override.input_line]
         elif not multirun:
             raise ConfigError(
                 f"{override.input_line} sweeps over several values; add -m to run one job per "
                 "value, or write a list as key=[a,b]."
             )
-        elif override.is_discrete_sweep():  # a,b,c: the first; range()/interval(): unchecked
+        elif override.is_discrete_sweep():
             try:
-                first = next(iter(override.sweep_string_iterator()))
-            except HydraException:  # glob(*) of a group needs Hydra's config loader: unchecked
+                lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            except HydraException:
                 continue
-            plain.append(f"{override.input_line.split('=', 1)[0]}={first}")
-    compose_config(str(CONF_DIR), "train", plain)
+    return lists
+
+
+def sweep_jobs(lists: list[list[str]], limit: int = MAX_CHECKED_JOBS) -> list[list[str]]:
+    """The override lists to check for a sweep over `lists` (each a key's `key=value` options):
+    every job, as Hydra's basic sweeper makes them (the cartesian product), when there are at
+    most `limit`; else each option once, with the first option of every other list."""
+    if math.prod(len(values) for values in lists) <= limit:
+        return [list(job) for job in itertools.product(*lists)]
+    first = [values[0] for values in lists]
+    jobs = [first]
+    for i, values in enumerate(lists):
+        jobs += [[*first[:i], value, *first[i + 1 :]] for value in values[1:]]
+    return jobs
+
+
+def _check_job(job: list[str], swept: list[list[str]], cross_checks: bool) -> None:
+    """Compose one sweep job's config and run the checks its start would run on it; a refusal
+    names the job by its swept values."""
+    from parrot_lm.config.schema import validate_config
+    from parrot_lm.training.run import check_sampling
+
+    label = " ".join(o for o in job if any(o in values for values in swept))
+    try:
+        cfg = compose_config(str(CONF_DIR), "train", job)
+        cfg.paths.output_dir = "<sweep job dir>"  # Hydra's, made when the job starts
+        check_sampling(validate_config(cfg, cross_checks=cross_checks))
+    except ConfigError as e:
+        raise ConfigError(f"Sweep job {label}: {e}" if label else str(e)) from e
 
 
 def check_output_dirs(args: list[str]) -> None:

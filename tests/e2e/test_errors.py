@@ -41,10 +41,34 @@ def test_unknown_key_added_with_plus(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override, key", [("trainer.max_steps=abc", "trainer.max_steps"), ("optim.lr=fast", "optim.lr")]
+    "override, sentence",
+    [
+        ("trainer.max_steps=abc", "trainer.max_steps must be an integer, got 'abc'."),
+        ("optim.lr=fast", "optim.lr must be a number, got 'fast'."),
+        ("speed.compile=maybe", "speed.compile must be true or false, got 'maybe'."),
+    ],
 )
-def test_wrong_typed_value(tmp_path, override, key):
-    assert_user_error(train(tmp_path, override), f"error: Invalid config at '{key}'")
+def test_wrong_typed_value(tmp_path, override, sentence):
+    proc = train(tmp_path, override)
+    assert_user_error(proc, f"error: {sentence}")
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("sweep", "sentence"),
+    [
+        ("model=tiny,tinny", "Sweep job model=tinny: model=tinny is not an option of model"),
+        ("optim=adamw,muonn", "Sweep job optim=muonn: optim=muonn is not an option of optim"),
+        ("optim.lr=1e-3,abc", "Sweep job optim.lr=abc: optim.lr must be a number, got 'abc'."),
+        ("optim.lr=1e-3,-1", "Sweep job optim.lr=-1: optim.lr must be a number > 0, got -1."),
+    ],
+)
+def test_a_bad_value_anywhere_in_a_sweep_is_refused_before_any_job(tmp_path, sweep, sentence):
+    # Only the first value of each list used to be checked: the later jobs were refused when
+    # their turn came, after the earlier ones had trained (or with Hydra's raw error, exit 1).
+    proc = train_cli(*FAST, sweep, root_dir=tmp_path, multirun=True)
+    assert_user_error(proc, f"error: {sentence}")
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_data_dir_without_meta(tmp_path):

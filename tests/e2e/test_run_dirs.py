@@ -99,6 +99,32 @@ def test_a_refused_start_removes_only_its_own_fresh_dir(tmp_path):
     assert not discard_refused_run(given) and given.is_dir()
 
 
+def refused_job(sweep: Path, job: str) -> Path:
+    """A sweep job dir as a refused start leaves it: Hydra's record and log."""
+    (sweep / job / ".hydra").mkdir(parents=True)
+    (sweep / job / ".hydra" / "config.yaml").write_text("x: 1\n")
+    (sweep / job / "train.log").write_text("")
+    return sweep / job
+
+
+def test_a_refused_sweep_job_removes_its_dir_and_an_otherwise_empty_sweep_dir(tmp_path):
+    log_dir = tmp_path / "outputs"
+    sweep = Path(default_sweep_dir(str(log_dir), STAMP))
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "0" / "checkpoints").mkdir(parents=True)  # a job that trained
+    assert discard_refused_run(refused_job(sweep, "1"))
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
+
+    first = Path(default_sweep_dir(str(log_dir), "2024-01-02/12-00-00"))
+    (first / "multirun.yaml").write_text("hydra: {}\n")
+    assert discard_refused_run(refused_job(first, "0"))  # its first job: nothing left
+    assert not first.parent.exists() and sweep.is_dir()
+
+    given = log_dir / "mine"  # hydra.sweep.dir=...: not claimed here, never touched
+    given.mkdir()
+    assert not discard_refused_run(refused_job(given, "0")) and (given / "0").is_dir()
+
+
 @pytest.fixture
 def work(tmp_path, small_data_dir) -> Path:
     (tmp_path / "data").symlink_to(small_data_dir)
