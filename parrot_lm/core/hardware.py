@@ -75,6 +75,56 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+# What each accelerator Lightning registers needs, and the check that found it missing, for
+# check_accelerator's sentence; any other registered accelerator gets a generic one.
+ACCELERATOR_NEEDS = {
+    "gpu": ("a CUDA GPU", "torch.cuda.is_available() is False"),
+    "cuda": ("a CUDA GPU", "torch.cuda.is_available() is False"),
+    "mps": ("Apple's MPS (a Mac GPU)", "torch.backends.mps.is_available() is False"),
+    "tpu": ("a TPU", "torch_xla finds none"),
+}
+
+
+def check_accelerator(accelerator: str, group: str | None = None) -> None:
+    """Refuse a `trainer.accelerator` this machine lacks, or one Lightning does not know, with
+    one sentence (ConfigError), before the Trainer is built and before the run dir gets its
+    files: Lightning's own refusal ("No supported gpu backend found!") says neither which
+    setting asked for it nor what to do.
+
+    `group`: the trainer config option that set the accelerator (`trainer=gpu`), named in the
+    sentence and dropped in its advice; None when the accelerator was set directly (or is a
+    resumed run's), whose advice is then trainer.accelerator=cpu. Availability is Lightning's
+    own test (its AcceleratorRegistry; `gpu` is CUDA or MPS, as Lightning picks), so the check
+    refuses exactly what the Trainer would.
+    """
+    name = str(accelerator)
+    if name == "auto":
+        return
+    from lightning.pytorch.accelerators import AcceleratorRegistry  # Lightning loads slowly
+
+    registered = AcceleratorRegistry.available_accelerators()
+    known = sorted({"auto", "gpu", *registered})
+    if name not in known:
+        raise ConfigError(
+            f"trainer.accelerator={name} is not an accelerator Lightning knows; use one of "
+            f"{', '.join(known)}."
+        )
+    backends = [n for n in ("cuda", "mps") if n in registered] if name == "gpu" else [name]
+    if any(AcceleratorRegistry[n]["accelerator"].is_available() for n in backends):
+        return
+    needs, check = ACCELERATOR_NEEDS.get(
+        name, (f"a {name} device", f"Lightning's {name} accelerator finds none")
+    )
+    setting = (
+        f"trainer={group} (trainer.accelerator={name})" if group else f"trainer.accelerator={name}"
+    )
+    advice = f"drop trainer={group}" if group else "set trainer.accelerator=cpu (or auto)"
+    raise ConfigError(
+        f"{setting} needs {needs}, and none is visible here ({check}); {advice} to train on "
+        "the CPU."
+    )
+
+
 # glibc's mallopt parameters (malloc.h) and the value both are set to: the largest a C int holds.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _KEEP_UP_TO = -1, -3, 2**31 - 1
 

@@ -9,6 +9,7 @@ best.ckpt) or `:last` (its last.ckpt).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ def resolve_checkpoint(spec: str | Path, outputs_dir: str | Path = "outputs") ->
     named = run_named(outputs, text)
     if named is not None:
         return RunDir(named).resolve_checkpoint()
+    if colon and run_part and names_run(run_part, outputs):
+        raise unknown_suffix(text, run_part, which)
     if path.suffix == ".ckpt":
         raise CheckpointError(f"Checkpoint {path} does not exist.")
     newest = ", ".join(run_names(outputs)[:5]) or f"none yet under {outputs / RUNS}"
@@ -99,6 +102,27 @@ def run_file(spec: str, which: str, outputs: Path) -> Path:
             "checkpoint."
         )
     return found
+
+
+def names_run(spec: str, outputs: Path) -> bool:
+    """Whether `spec` names a run as the part before `:best`/`:last` may: `latest`, a dir (a
+    run dir or its checkpoints dir), or a run name under `outputs`."""
+    return (
+        spec == LATEST or Path(spec).expanduser().is_dir() or run_named(outputs, spec) is not None
+    )
+
+
+def unknown_suffix(text: str, run_part: str, which: str) -> CheckpointError:
+    """The sentence for `<run>:<which>` where the run exists but `which` is no RUN_FILES key
+    (`run:bestt`): naming the suffix beats "no run is called run:bestt", which hides that the
+    run was found."""
+    close = difflib.get_close_matches(which, RUN_FILES, n=1)
+    hint = f" (did you mean :{close[0]}?)" if close else ""
+    return CheckpointError(
+        f"ckpt={text}: unknown checkpoint suffix '{which}'{hint}; use {run_part}:best or "
+        f"{run_part}:last, {run_part} alone for its newest checkpoint, or the path of one of "
+        "its .ckpt files."
+    )
 
 
 def run_named(outputs: Path, name: str) -> Path | None:

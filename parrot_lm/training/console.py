@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.run_dir import RunDir, is_scratch_dir
 
 # Lightning's info lines that say nothing about this run: the accelerators it did not find
 # (every CPU run lists GPU and TPU as absent), an advertisement, and the end of fit, which
@@ -77,8 +77,14 @@ def best_checkpoint(trainer: Any) -> Path | None:
 
 
 def next_steps(run_dir: RunDir, max_steps: int, best: Path | None = None) -> str:
-    """The end-of-run lines: where the run's files are and the commands that come next."""
+    """The end-of-run lines: where the run's files are and the commands that come next; for a
+    run dir removed at exit (debug=fdr), one line saying so, since every command would fail."""
     run = _shown(run_dir.path)
+    if is_scratch_dir(run_dir.path):
+        return (
+            f"Run dir:     {run} is temporary (a fast dev run keeps nothing) and is removed "
+            "as this process exits, so there is nothing to evaluate or resume."
+        )
     lines = [f"Run dir:     {run}"]
     if run_dir.last_checkpoint.is_file():
         lines.append(f"Checkpoint:  {_shown(run_dir.last_checkpoint)}")

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.config.schema import absolute_paths, validate_config
 from parrot_lm.core.errors import CheckpointError, ConfigError, DataError, SamplingError
-from parrot_lm.core.hardware import warn_if_slow_precision
+from parrot_lm.core.hardware import check_accelerator, warn_if_slow_precision
 from parrot_lm.core.io import remove_stale_temporaries
 from parrot_lm.data.datamodule import TokenDataModule
 from parrot_lm.generation.params import SamplingParams
@@ -103,12 +103,30 @@ def prepare_run_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfi
         saved = run_dir.load_config()
         cfg = validate_config(merge_resume_config(saved, cfg, overrides))
     check_sampling(cfg)  # a bad sample.* or text_samples setting fails now, not mid-run
+    # Lightning would refuse a missing accelerator only when the Trainer is built, after the
+    # run config and tokenizer are written, and in words that name no setting.
+    check_accelerator(str(cfg.trainer.accelerator), accelerator_group(overrides))
     if not resuming:
         if cfg.optim.schedule_steps is None:  # fixed now, so a longer resume keeps the schedule
             cfg.optim.schedule_steps = cfg.trainer.max_steps
         if rank_zero_only.rank == 0:  # DDP ranks share the run dir
             run_dir.save_config(cfg)
     return cfg, resuming
+
+
+def accelerator_group(overrides: list[str]) -> str | None:
+    """The trainer config option (`trainer=gpu`) this command chose, when it is what set
+    trainer.accelerator: None for the default trainer and when the command sets the
+    accelerator itself (or outside Hydra), so check_accelerator's advice names the setting
+    the user can change."""
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get("trainer")
+    if choice in (None, "default") or any(
+        o.lstrip("+").startswith("trainer.accelerator=") for o in overrides
+    ):
+        return None
+    return str(choice)
 
 
 def select_checkpoint(

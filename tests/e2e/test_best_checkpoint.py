@@ -137,3 +137,25 @@ def test_a_run_without_best_is_one_sentence(tmp_path):
     assert str(e.value).count(". ") == 0 and str(e.value).endswith(".")
     with pytest.raises(CheckpointError, match="names no run dir"):
         resolve_checkpoint("nowhere:best", tmp_path / "outputs")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "hint"), [("bestt", " (did you mean :best?)"), ("step-100.ckpt", "")]
+)
+def test_an_unknown_suffix_of_an_existing_run_names_the_suffix(tmp_path, suffix, hint):
+    outputs = tmp_path / "outputs"
+    run = outputs / "runs" / "baseline"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    for spec in (f"{run}:{suffix}", f"baseline:{suffix}"):  # a run dir, a run name
+        base = spec.rpartition(":")[0]
+        with pytest.raises(CheckpointError) as e:
+            resolve_checkpoint(spec, outputs)
+        assert str(e.value) == (
+            f"ckpt={spec}: unknown checkpoint suffix '{suffix}'{hint}; use {base}:best or "
+            f"{base}:last, {base} alone for its newest checkpoint, or the path of one of its "
+            ".ckpt files."
+        )
+    # Before a run that does not exist, the suffix is not the problem: no run is called that.
+    with pytest.raises(CheckpointError, match="no run under .* is called nowhere:bestt"):
+        resolve_checkpoint("nowhere:bestt", outputs)

@@ -4,6 +4,7 @@ naming the key, the value and the allowed range; a refused command leaves nothin
 from __future__ import annotations
 
 import pytest
+import torch
 
 from parrot_lm.config.schema import validate_config, validate_evaluate_config
 from parrot_lm.core.cli import CONF_DIR, compose_config
@@ -245,6 +246,26 @@ def test_refused_train_writes_nothing(tmp_path, overrides, fragment):
     before = tree_sha256(tmp_path)
     proc = run_cli(["train.py", f"paths.root_dir={tmp_path}", *FAST, *overrides], cwd=ROOT)
     assert_user_error(proc, fragment)
+    assert tree_sha256(tmp_path) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refuses trainer=gpu only without CUDA")
+def test_trainer_gpu_without_cuda_is_one_sentence_and_writes_nothing(tmp_path):
+    """Lightning's own refusal ("No supported gpu backend found!") named no setting; the
+    accelerator is checked before the run config is written, so the outputs dir stays as it
+    was."""
+    (tmp_path / "outputs" / "runs").mkdir(parents=True)
+    (tmp_path / "outputs" / "runs" / "keep.txt").write_text("an earlier file")
+    before = tree_sha256(tmp_path)
+    proc = run_cli(
+        ["train.py", f"paths.root_dir={tmp_path}", "trainer=gpu", "trainer.max_steps=20"], cwd=ROOT
+    )
+    assert_user_error(
+        proc,
+        "error: trainer=gpu (trainer.accelerator=gpu) needs a CUDA GPU, and none is visible here "
+        "(torch.cuda.is_available() is False); drop trainer=gpu to train on the CPU.\n",
+    )
+    assert proc.stderr.strip().count("\n") == 0  # the sentence alone
     assert tree_sha256(tmp_path) == before
 
 

@@ -172,6 +172,9 @@ def test_fdr_leaves_no_run_dir(tmp_path, small_data_dir):
     )  # fmt: skip
     assert proc.returncode == 0, output(proc)[-3000:]
     assert "Run dir: " + str(scratch) in output(proc)  # it did have one while it ran
+    # The footer says the dir is gone and suggests no command that would need it.
+    assert "is temporary (a fast dev run keeps nothing) and is removed" in proc.stdout
+    assert "Train more:" not in proc.stdout and "Evaluate:" not in proc.stdout
     assert not (tmp_path / "root" / "outputs").exists()
     assert list(scratch.glob("parrot-*")) == []  # (torch may keep its compile cache there)
 

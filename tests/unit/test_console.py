@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.run_dir import RunDir, scratch_dir
 from parrot_lm.training.callbacks.progress import StepProgress
 from parrot_lm.training.console import DropLightningNoise, next_steps
 
@@ -41,6 +43,21 @@ def test_next_steps_name_what_exists(tmp_path):
     assert f"tensorboard --logdir {run.tensorboard}" in text
     assert f"python scripts/evaluate.py ckpt={run.path}" in text
     assert len(text.splitlines()) == 8
+
+
+def test_a_fast_dev_runs_temporary_dir_gets_one_line_and_no_commands(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where scratch_dir makes its dir
+    for purpose, job in (("fdr", ""), ("fdr-sweep", "0")):  # a run, a sweep's job
+        run = RunDir(Path(scratch_dir(purpose)) / job)
+        run.last_checkpoint.parent.mkdir(parents=True)
+        run.last_checkpoint.write_bytes(b"")
+        assert next_steps(run, 100, best=run.last_checkpoint) == (
+            f"Run dir:     {run.path} is temporary (a fast dev run keeps nothing) and is removed "
+            "as this process exits, so there is nothing to evaluate or resume."
+        )
+    # The same kind of name outside the temp dir is an ordinary run dir.
+    run = RunDir(tmp_path.parent / f"parrot-scratch-fdr-{tmp_path.name}")
+    assert "Train more:  python train.py resume=" in next_steps(run, 100)
 
 
 def test_progress_line_fields_and_eta(monkeypatch):

@@ -52,6 +52,62 @@ def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
     assert hardware.pick_device("cpu") == hardware.torch.device("cpu")
 
 
+def _lightning_finds(monkeypatch, *available: str) -> None:
+    """Make Lightning's registered accelerators report `available` as present, the rest not."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    for name in AcceleratorRegistry.available_accelerators():
+        cls = AcceleratorRegistry[name]["accelerator"]
+        monkeypatch.setattr(cls, "is_available", staticmethod(lambda n=name: n in available))
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "group", "sentence"),
+    [
+        (
+            "gpu",
+            "gpu",
+            "trainer=gpu (trainer.accelerator=gpu) needs a CUDA GPU, and none is visible here "
+            "(torch.cuda.is_available() is False); drop trainer=gpu to train on the CPU.",
+        ),
+        (
+            "cuda",
+            None,
+            "trainer.accelerator=cuda needs a CUDA GPU, and none is visible here "
+            "(torch.cuda.is_available() is False); set trainer.accelerator=cpu (or auto) to "
+            "train on the CPU.",
+        ),
+        (
+            "tpu",
+            None,
+            "trainer.accelerator=tpu needs a TPU, and none is visible here (torch_xla finds "
+            "none); set trainer.accelerator=cpu (or auto) to train on the CPU.",
+        ),
+        (
+            "GPU",
+            None,
+            "trainer.accelerator=GPU is not an accelerator Lightning knows; use one of auto, "
+            "cpu, cuda, gpu, mps, tpu.",
+        ),
+    ],
+)
+def test_an_accelerator_lightning_cannot_find_is_one_sentence(
+    monkeypatch, accelerator, group, sentence
+):
+    _lightning_finds(monkeypatch, "cpu")
+    with pytest.raises(hardware.ConfigError) as e:
+        hardware.check_accelerator(accelerator, group)
+    assert str(e.value) == sentence
+
+
+def test_an_accelerator_lightning_finds_passes(monkeypatch):
+    _lightning_finds(monkeypatch, "cpu", "mps")
+    for accelerator in ("auto", "cpu", "mps", "gpu"):  # gpu: CUDA or, as here, MPS
+        hardware.check_accelerator(accelerator, "gpu")
+    with pytest.raises(hardware.ConfigError, match="trainer.accelerator=cuda needs a CUDA GPU"):
+        hardware.check_accelerator("cuda")
+
+
 FAULTS_OF_64_MIB = """
 import resource, sys
 import torch
