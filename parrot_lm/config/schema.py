@@ -12,6 +12,7 @@ model's shape) are listed in `CROSS_CHECKS`. Every entry point that composes a t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from parrot_lm.core.checks import (
     ListOf,
@@ -319,8 +320,20 @@ _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or
 
 def config_error_sentence(error: OmegaConfBaseException) -> str:
     """OmegaConf's refusal as one sentence naming the key: `trainer.max_steps must be an
-    integer, got 'abc'.` for a value of the wrong type, OmegaConf's own first line otherwise."""
+    integer, got 'abc'.` for a value of the wrong type, `optim.lrr is not a key of optim (did
+    you mean optim.lr?)...` for a key added with `+` that the schema lacks, OmegaConf's own
+    first line otherwise."""
     message = str(error.msg).splitlines()[0]
+    schema = getattr(error, "object_type", None)
+    if isinstance(error, ConfigKeyError) and dataclasses.is_dataclass(schema) and error.full_key:
+        section, _, key = str(error.full_key).rpartition(".")
+        fields = [f.name for f in dataclasses.fields(schema)]
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" (did you mean {section + '.' if section else ''}{close[0]}?)" if close else ""
+        return (
+            f"{error.full_key} is not a key of {section or 'the config'}{hint}; ParrotLM reads "
+            f"only {', '.join(fields)} there."
+        )
     wrong_type = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
     if wrong_type and wrong_type.group(2) in _TYPE_WORDS:
         value, kind = wrong_type.groups()

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,7 +59,9 @@ def compose_config(
             try:
                 return compose(name, overrides=overrides, return_hydra_config=return_hydra_config)
             except (HydraException, OmegaConfBaseException) as e:
-                sentence = override_sentence(str(e), lambda: compose(name, overrides=[]))
+                groups = {p.name for p in Path(config_dir).iterdir() if p.is_dir()}
+                defaults = functools.partial(compose, name, overrides=[])
+                sentence = override_sentence(str(e), defaults, groups, overrides)
                 if sentence is None:
                     raise
                 raise ConfigError(sentence) from e
@@ -69,10 +71,17 @@ def compose_config(
         raise ConfigError(" ".join(lines[:1] + why[:1]) or type(e).__name__) from e
 
 
-def override_sentence(message: str, defaults: Callable[[], Any]) -> str | None:
+def override_sentence(
+    message: str,
+    defaults: Callable[[], Any],
+    groups: Collection[str] = (),
+    overrides: Collection[str] = (),
+) -> str | None:
     """Hydra's refusal of a mistyped key or an unknown group option, as one sentence with the
     closest valid names (difflib), or None for any other refusal. `defaults()` composes the
-    config without overrides, for the keys there are."""
+    config without overrides, for the keys there are; `groups`: the config groups, so that a
+    mistyped group (`modle=tiny`) is answered with the group (`model=tiny`); `overrides`: the
+    command line's, for the value to repeat."""
     import difflib
 
     from omegaconf import OmegaConf
@@ -84,6 +93,10 @@ def override_sentence(message: str, defaults: Callable[[], Any]) -> str | None:
         close = difflib.get_close_matches(key, keys, n=2, cutoff=0.8)
         leaf = key.rsplit(".", 1)[-1]  # `lr=1e-3` for optim.lr: the last part matches
         close += [k for k in keys if k.rsplit(".", 1)[-1] == leaf and k not in close][:2]
+        value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), "...")
+        group = next((k for k in close if k in groups), None)
+        if group is not None:  # a mistyped group: adding a key would not be what was meant
+            return f"{key} is not a config key or group (did you mean {group}={value}?)."
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         return f"{key} is not a config key{hint}; add a new key with +{key}=..."
     unknown_option = re.search(r"Could not find '([^']+)/([^'/]+)'", message)

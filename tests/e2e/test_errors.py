@@ -18,6 +18,7 @@ def train(tmp_path, *overrides):
         ("optim.lrr=1e-3", "optim.lrr is not a config key (did you mean optim.lr?)"),
         ("lr=1e-3", "lr is not a config key (did you mean optim.lr?)"),
         ("model=tinny", "model=tinny is not an option of model (did you mean tiny?); choose one"),
+        ("modle=tiny", "modle is not a config key or group (did you mean model=tiny?)."),
         ("optim.lr=1e-3,3e-4", "sweeps over several values; add -m"),
     ],
 )
@@ -37,7 +38,8 @@ def test_a_mistyped_key_in_a_sweep_is_refused_before_any_job(tmp_path):
 
 def test_unknown_key_added_with_plus(tmp_path):
     proc = train(tmp_path, "+optim.lrr=1e-3")
-    assert_user_error(proc, "error: Invalid config at 'optim.lrr'")
+    assert_user_error(proc, "error: optim.lrr is not a key of optim (did you mean optim.lr?); ")
+    assert "ParrotLM reads only name, lr, betas," in proc.stderr
 
 
 @pytest.mark.parametrize(
