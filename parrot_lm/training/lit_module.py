@@ -47,6 +47,9 @@ class LitLM(L.LightningModule):
         self._finite_batches = 0  # micro-batches with a finite loss since the last step
         self._step_loss_sum: torch.Tensor | None = None  # their summed losses (detached)
         self.last_validation: dict[str, Any] | None = None  # {"step", "metrics"}, checkpointed
+        # The same, read from the run's logs when a resume's checkpoint was saved before its
+        # step's validation (training/run.py): logged again in on_train_start.
+        self.logged_validation: dict[str, Any] | None = None
         self._align_log_step = False
 
     def on_fit_start(self) -> None:
@@ -222,11 +225,14 @@ class LitLM(L.LightningModule):
         axis (`_batches_that_stepped`), so a resumed run would log every training metric one
         step early; the axis is the optimizer step, as validation's is. And the loggers drop
         what the killed run logged from the checkpoint's step on (purge_step), including the
-        validation at that very step, which the resumed run does not repeat: it is logged again
-        from the checkpoint, to those loggers only (W&B and MLflow keep it: a second point).
+        validation at that very step, which the resumed run does not repeat: it is logged again,
+        to those loggers only (W&B and MLflow keep it: a second point), from the checkpoint, or
+        from the run's own logs (`logged_validation`) when the checkpoint was saved before it.
         """
         self._align_log_step = True  # at the first batch, after Lightning's own restart logic
         last = self.last_validation
+        if not (last and last["step"] == self.global_step):
+            last = self.logged_validation
         if self.global_step > 0 and last and last["step"] == self.global_step:
             if self.trainer.is_global_zero:
                 for logger in filter(purges_on_resume, self.loggers):

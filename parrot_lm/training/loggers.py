@@ -88,6 +88,32 @@ class CSVLogger(LightningCSVLogger):
         return self._experiment
 
 
+def logged_validation(run: RunDir, step: int) -> dict[str, Any] | None:
+    """The validation metrics (`val/...`) the run logged at `step`, as {"step", "metrics"}, read
+    from its TensorBoard events (as TensorBoard shows them, an earlier resume's purge applied)
+    or else its metrics.csv; None when neither holds a validation at that step."""
+    metrics: dict[str, float] = {}
+    if run.tensorboard.is_dir():
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        accumulator = EventAccumulator(str(run.tensorboard), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags().get("scalars", []):
+            if tag.startswith("val/"):
+                values = [e.value for e in accumulator.Scalars(tag) if e.step == step]
+                if values:
+                    metrics[tag] = float(values[-1])
+    csv_file = run.csv / ExperimentWriter.NAME_METRICS_FILE
+    if not metrics and csv_file.is_file():
+        with open(csv_file, newline="") as f:
+            for row in csv.DictReader(f):
+                if _step(row) == step:
+                    metrics.update(
+                        {k: float(v) for k, v in row.items() if k.startswith("val/") and v}
+                    )
+    return {"step": step, "metrics": metrics} if metrics else None
+
+
 def _require(module: str, extra: str, package: str) -> None:
     """A sentence instead of Lightning's ModuleNotFoundError when an optional logger is missing."""
     import importlib.util

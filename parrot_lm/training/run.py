@@ -40,7 +40,7 @@ from parrot_lm.training.callbacks.tensorboard import NoEpochScalar
 from parrot_lm.training.console import best_checkpoint, next_steps, quiet_lightning
 from parrot_lm.training.launch import fit_to_launcher, in_multirun
 from parrot_lm.training.lit_module import LitLM, latest_val_loss, val_metric_names
-from parrot_lm.training.loggers import close_loggers
+from parrot_lm.training.loggers import close_loggers, logged_validation
 from parrot_lm.training.speed import apply_speed_settings
 
 log = logging.getLogger(__name__)
@@ -131,9 +131,10 @@ def accelerator_group(overrides: list[str]) -> str | None:
 
 def select_checkpoint(
     cfg: DictConfig, resuming: bool, model_cfg: dict[str, Any], identity: dict[str, str]
-) -> tuple[Path | None, int]:
-    """The checkpoint to continue from and its global step, checked loadable, of this model
-    config, and trained on this data with this tokenizer (`identity`, runs/identity.py)."""
+) -> tuple[Path | None, int, dict[str, Any] | None]:
+    """The checkpoint to continue from, its global step and its last validation ({"step",
+    "metrics"} or None), checked loadable, of this model config, and trained on this data with
+    this tokenizer (`identity`, runs/identity.py)."""
     ckpt_dir = RunDir(cfg.paths.output_dir).checkpoints
     remove_stale_temporaries(ckpt_dir)
     if cfg.ckpt_path not in (None, "last"):
@@ -148,14 +149,25 @@ def select_checkpoint(
             if cfg.ckpt_path == "last":
                 raise CheckpointError(f"ckpt_path=last, but {ckpt_dir} holds no checkpoint.")
             log.warning("No checkpoint in %s yet; starting this run from step 0.", ckpt_dir)
-            return None, 0
+            return None, 0, None
         path, ckpt = found
     else:
-        return None, 0
+        return None, 0, None
     check_compatible(ckpt, model_cfg, path)
     check_data(ckpt, path, identity, Path(cfg.data.data_dir))
     log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
-    return path, int(ckpt["global_step"])
+    return path, int(ckpt["global_step"]), ckpt.get("last_validation")
+
+
+def check_steps_left(max_steps: int, start_step: int) -> None:
+    """Refuse a resume whose trainer.max_steps is below the step its checkpoint reached: it
+    would train nothing, and its loggers would drop the history past max_steps."""
+    if max_steps < start_step:
+        raise ConfigError(
+            f"trainer.max_steps={max_steps} is below the step this run has reached "
+            f"({start_step}); pass trainer.max_steps > {start_step} to train further, or "
+            f"evaluate it as it is."
+        )
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -192,11 +204,19 @@ def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:
     identity = run_identity(datamodule.meta, datamodule.load_tokenizer())
     lit, model_cfg = build_module(cfg, datamodule.meta, identity)
     # Every check that can refuse this run comes before its first write into the run dir.
-    ckpt_path, start_step = select_checkpoint(cfg, resuming, model_cfg, identity)
+    ckpt_path, start_step, last_validation = select_checkpoint(cfg, resuming, model_cfg, identity)
+    if ckpt_path is not None and resuming:
+        check_steps_left(cfg.trainer.max_steps, start_step)
+        if start_step == cfg.trainer.max_steps:  # a finished run (a requeued job, say)
+            return already_done(start_step, last_validation)
     if rank_zero_only.rank == 0:  # next to the checkpoints: evaluate/generate/export need it
         save_run_tokenizer(run_dir, datamodule.meta["tokenizer"], datamodule.data_dir, identity)
     # On resume, hide the killed run's events past the checkpoint: the curves stay continuous.
     purge_step = start_step if ckpt_path is not None and resuming else None
+    if purge_step is not None and not _covers(last_validation, start_step):
+        # A periodic checkpoint is saved before its step's validation, which the resumed run
+        # does not repeat and its loggers drop (purge_step): logged again from the run's logs.
+        lit.logged_validation = logged_validation(run_dir, start_step)
     trainer, graceful = build_trainer(cfg, run_dir, purge_step)
     # W&B keeps its run open past Lightning's finalize: closed when this run ends, however.
     stack.push(lambda kind, *_: close_loggers(trainer.loggers, failed=kind is not None))
@@ -330,6 +350,26 @@ def resume_kwargs(node: DictConfig, purge_step: int | None) -> dict[str, Any]:
         issubclass(cls, TensorBoardLogger) or "purge_step" in inspect.signature(cls).parameters
     )
     return {"purge_step": purge_step} if takes_it else {}
+
+
+def _covers(last_validation: dict[str, Any] | None, step: int) -> bool:
+    """Whether a checkpoint's last validation is the one at its own step (saved after it)."""
+    return last_validation is not None and last_validation.get("step") == step
+
+
+def already_done(step: int, last_validation: dict[str, Any] | None) -> float | None:
+    """A resume of a run already at trainer.max_steps: nothing is trained, logged or written;
+    says so and returns the val loss of its validation at that step, if any (for sweepers)."""
+    log.info(
+        "This run is already at step %d = trainer.max_steps: nothing to train; pass "
+        "trainer.max_steps=%d (or more) to train further.",
+        step,
+        2 * step,
+    )
+    if not _covers(last_validation, step):
+        return None
+    losses = [v for k, v in last_validation["metrics"].items() if k.startswith("val/loss")]
+    return float(losses[0]) if losses else None
 
 
 def finish(

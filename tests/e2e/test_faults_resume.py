@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import FAULTS, assert_user_error, output, train_cli
+from tests.helpers import FAULTS, assert_user_error, output, train_cli, tree_sha256
 from tests.helpers.records import checkpoint_hashes
 
 # Scheduling only (tests/conftest.py hands the longest files out first):
-# a 10-step run and five resumes of it.
-SCHEDULE_SECONDS = 70
+# two 10-step runs and eight resumes of them.
+SCHEDULE_SECONDS = 110
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,57 @@ def test_checkpoint_of_another_vocab_is_refused(finished_run, tmp_path):
         proc, "has model.vocab_size=300, but this run's config has model.vocab_size=400"
     )
     assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before
+
+
+def test_resume_below_the_reached_step_is_refused_and_changes_nothing(finished_run):
+    run = finished_run / "done"
+    before = tree_sha256(run)
+    proc = train_cli(*FAULTS, "trainer.max_steps=7", resume=run, data_dir=finished_run / "data")
+    assert_user_error(proc, "trainer.max_steps=7 is below the step this run has reached (10); ")
+    assert tree_sha256(run) == before
+
+
+def test_resume_of_a_finished_run_trains_and_writes_nothing(finished_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run / "done", run)
+    kept = lambda tree: {k: v for k, v in tree.items() if not k.startswith((".hydra", "train.log"))}  # noqa: E731
+    before = kept(tree_sha256(run))
+    proc = train_cli(*FAULTS, "trainer.max_steps=10", resume=run, data_dir=finished_run / "data")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert "already at step 10 = trainer.max_steps: nothing to train" in output(proc)
+    assert kept(tree_sha256(run)) == before  # the command's record and log are the only change
+
+
+def logged_steps(run: Path) -> dict[str, list[int]]:
+    """The steps of each metric in the run's metrics.csv and TensorBoard events."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = {}
+    for key in ("val/loss_partial", "train/loss"):
+        steps[f"csv {key}"] = sorted(int(r["step"]) for r in rows if r.get(key))
+        events = EventAccumulator(str(run / "tensorboard"))
+        events.Reload()
+        steps[f"tb {key}"] = sorted({e.step for e in events.Scalars(key)})
+    return steps
+
+
+def test_a_resume_from_a_step_checkpoint_keeps_the_validation_at_its_step(finished_run, tmp_path):
+    # step0000005.ckpt is saved at the end of step 5's batch, before step 5's validation, which
+    # the resumed run does not repeat: the loggers used to drop the point it had logged.
+    run = tmp_path / "logged"
+    loggers = ["logger=[tensorboard,csv]", "trainer.log_every_n_steps=1"]
+    data = finished_run / "data"
+    proc = train_cli(*FAULTS, *loggers, "trainer.max_steps=10", run_dir=run, data_dir=data)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    before = logged_steps(run)
+    assert before["csv val/loss_partial"] == [0, 5, 10]
+    proc = train_cli(
+        *FAULTS, *loggers, "ckpt_path=step0000005.ckpt", "trainer.max_steps=10", resume=run,
+        data_dir=data,
+    )  # fmt: skip
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert logged_steps(run) == before
