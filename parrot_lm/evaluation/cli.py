@@ -2,7 +2,9 @@
 
 Sliding windows of the model's context moved by `stride`, every token scored once; prints and
 writes loss, token perplexity, bits per byte and word-level perplexity as JSON beside the
-checkpoint.
+checkpoint (or to `output=`). A result place that cannot be written is refused before any
+scoring, and the JSON is printed before it is written, so a write that fails after all loses
+nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +15,47 @@ import sys
 from pathlib import Path
 
 from parrot_lm.core.cli import CONF_DIR, ckpt_alias, compose_config, exit_on_user_error, require
+from parrot_lm.core.errors import ConfigError, StorageError
+from parrot_lm.core.io import atomic_write_text, check_writable
 
 log = logging.getLogger("parrot_lm.evaluation.perplexity")
+OUTPUT_HINT = "with output=<file.json>"
+
+
+def _with_output_hint(error: StorageError, more: str = "") -> StorageError:
+    """`error`'s sentence (`Cannot write P (why); ... choose another place.`) saying how to
+    choose that place: the `output=` key, which the default result path does not show."""
+    return StorageError(f"{str(error).rstrip('.')} {OUTPUT_HINT}{more}.")
+
+
+def check_output(out: Path) -> None:
+    """Refuse, before any scoring, a result path that cannot be written: a directory, or one
+    whose directory cannot be made or written (StorageError naming `output=`)."""
+    if out.is_dir():
+        raise ConfigError(
+            f"output={out} is a directory; give a file path, e.g. output={out / 'result.json'}."
+        )
+    blocking = next((p for p in out.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ConfigError(f"output={out} is inside {blocking}, a file; give a path in a directory.")
+    try:
+        # The file is replaced by a rename, so its directory is what must be writable; a path
+        # not there yet is checked through its nearest existing parent, and named itself.
+        check_writable(out.parent if out.exists() else out)
+    except StorageError as e:
+        raise _with_output_hint(e) from e
+
+
+def write_result(out: Path, result: dict) -> None:
+    """Print `result` as JSON on stdout, then write it to `out`: the scores are on stdout even
+    when the write fails (StorageError saying so)."""
+    text = json.dumps(result, indent=2)
+    print(text, flush=True)
+    try:
+        atomic_write_text(out, text + "\n")
+    except StorageError as e:
+        raise _with_output_hint(e, " (the scores are on stdout above)") from e
+    log.info("Wrote %s", out)
 
 
 @exit_on_user_error
@@ -27,9 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     from omegaconf import OmegaConf
 
     from parrot_lm.config.schema import validate_evaluate_config
-    from parrot_lm.core.errors import ConfigError
     from parrot_lm.core.hardware import pick_device, reuse_freed_memory
-    from parrot_lm.core.io import atomic_write_text
     from parrot_lm.evaluation.perplexity import (
         evaluate_perplexity,
         load_eval_tokens,
@@ -50,6 +89,13 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(
             f"stride must be between 1 and the model's context ({context}), got {stride}."
         )
+    run_dir = RunDir.of_checkpoint(loaded.path)
+    out = (
+        Path(cfg.output).expanduser()
+        if cfg.output
+        else run_dir.eval_result(loaded.path, eval_set["name"], stride)
+    )
+    check_output(out)  # before the tokens are read and scored: that can take minutes
     tokens = load_eval_tokens(eval_set, loaded.tokenizer, loaded.path, cfg.max_tokens)
     log.info(
         "Scoring %s tokens of %s with %s (step %d), stride %d",
@@ -74,12 +120,4 @@ def main(argv: list[str] | None = None) -> None:
         "eval_set": eval_set["name"],
         **result,
     }
-    run_dir = RunDir.of_checkpoint(loaded.path)
-    out = (
-        Path(cfg.output)
-        if cfg.output
-        else run_dir.eval_result(loaded.path, eval_set["name"], stride)
-    )
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    log.info("Wrote %s", out)
+    write_result(out, result)

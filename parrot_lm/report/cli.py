@@ -17,7 +17,9 @@ def _parser() -> argparse.ArgumentParser:
         "dirs", nargs="+", metavar="DIR", help="sweep dir, run dir, or a glob of them"
     )
     parser.add_argument(
-        "--out", help="where to write report.md/.csv and val_loss.png (default: the first DIR)"
+        "--out",
+        help="where to write report.md/.csv and val_loss.png (default: the DIR itself when "
+        "there is one; needed for several, a directory of their own)",
     )
     parser.add_argument(
         "--x", choices=("step", "tokens"), default="step", help="x axis of the plot"
@@ -35,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     from parrot_lm.report.build import build_report, write_report
 
     report = build_report(ns.dirs, ns.out, x=ns.x, logy=ns.logy)
-    written = write_report(report)
-    sys.stdout.write(report.markdown)
+    sys.stdout.write(report.markdown)  # first: a write that fails still shows the table
     sys.stdout.flush()
+    written = write_report(report)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

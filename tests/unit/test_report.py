@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,13 @@ import torch
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
-from parrot_lm.report.build import build_report, write_report
+from parrot_lm.report.build import REPORT_MARKER, build_report, write_report
 from parrot_lm.report.cli import main as report_main
 from parrot_lm.report.events import load_job
 from parrot_lm.report.jobs import Job
 from parrot_lm.report.tables import csv_row, format_duration
 from parrot_lm.training.callbacks.hparams import HParamsSummary, flatten, hparam_value
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_user_error, run_main, tree_sha256
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMON = ["trainer.max_steps=20", "val_every_n_steps=10", "paths.root_dir=/somewhere"]
@@ -273,6 +275,124 @@ def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, case, capsys):
     assert expected.get(case, "is a file") in err
     assert not list(tmp_path.rglob("report.*")) and not list(tmp_path.rglob("*.png"))
     assert list(empty.iterdir()) == []
+
+
+# -- Where the report goes ----------------------------------------------------------------------
+def one_run(path: Path) -> Path:
+    """A single run dir (outputs/runs/<name>) with one val/loss point."""
+    return make_job(path, ["optim.lr=1e-3"], {"val/loss": [(0, 5.0), (10, 4.0)]})
+
+
+def test_a_report_of_one_dir_goes_into_it_and_regenerates(tmp_path):
+    """A sweep's and a single run's report: into the dir itself, marked as its own; running the
+    same command again replaces it (the same dirs), also where it predates the marker."""
+    sweep, run = fake_sweep(tmp_path / "multiruns"), one_run(tmp_path / "runs" / "ref")
+    for where in (sweep, run):
+        assert run_main(report_main, [str(where)]).returncode == 0
+        assert (where / "report.md").is_file() and (where / "val_loss.png").is_file()
+        assert json.loads((where / REPORT_MARKER).read_text()) == {"inputs": ["."]}
+    (sweep / "report.md").write_text("stale\n")
+    (sweep / REPORT_MARKER).unlink()  # a report written before markers: still its own
+    assert run_main(report_main, [str(sweep), "--out", str(sweep)]).returncode == 0
+    assert (sweep / "report.md").read_text().startswith("| job | status |")
+
+
+def test_a_report_of_several_dirs_needs_an_out_dir_of_its_own(tmp_path):
+    """The trial's case: `report.py <sweep> <run>` replaced the sweep's own report with the
+    combined one. Now it is refused (naming --out) and every input is left as it was."""
+    sweep, run = fake_sweep(tmp_path / "multiruns"), one_run(tmp_path / "runs" / "ref")
+    assert run_main(report_main, [str(sweep)]).returncode == 0
+    before, sweep_before = tree_sha256(tmp_path), tree_sha256(sweep)
+    proc = run_main(report_main, [str(sweep), str(run)])
+    assert_user_error(proc, "A report of 2 dirs needs --out DIR, a directory of its own")
+    assert proc.stdout == "" and tree_sha256(tmp_path) == before
+    for out in (sweep, run, sweep / "0", tmp_path / "multiruns"):  # each holds runs
+        proc = run_main(report_main, [str(sweep), str(run), "--out", str(out)])
+        assert_user_error(proc, f"--out {out} holds runs of its own")
+    proc = run_main(report_main, [str(run), "--out", str(sweep)])  # into the sweep's own place
+    assert_user_error(proc, f"--out {sweep} holds runs of its own")
+    assert tree_sha256(tmp_path) == before
+
+    cmp = tmp_path / "reports" / "cmp"
+    assert run_main(report_main, [str(sweep), str(run), "--out", str(cmp)]).returncode == 0
+    assert "ref" in [row["job"] for row in read_csv(cmp / "report.csv")]
+    assert tree_sha256(sweep) == sweep_before  # the sweep's own report is untouched
+    # The same dirs again (given in another order): the report is regenerated.
+    assert run_main(report_main, [str(run), str(sweep), "--out", str(cmp)]).returncode == 0
+
+
+def test_a_report_never_replaces_the_report_of_other_dirs(tmp_path):
+    """--out holding the report of another set of dirs (its marker says which), or report
+    files with no marker, is refused before anything is read; a moved outputs/ tree keeps its
+    reports replaceable (the marker is relative)."""
+    root = tmp_path / "outputs"
+    sweep, run = fake_sweep(root / "multiruns"), one_run(root / "runs" / "ref")
+    other = one_run(root / "runs" / "other")
+    cmp = root / "reports" / "cmp"
+    assert run_main(report_main, [str(sweep), str(run), "--out", str(cmp)]).returncode == 0
+    before = tree_sha256(tmp_path)
+    for argv in ([str(sweep), str(other)], [str(run)], [str(sweep), str(run), str(other)]):
+        proc = run_main(report_main, [*argv, "--out", str(cmp)])
+        expected = f"{cmp} already holds the report of other dirs ({sweep.resolve()}, "
+        assert_user_error(proc, expected)
+        assert "delete report.md, report.csv, report_groups.csv, val_loss.png" in proc.stderr
+        assert tree_sha256(tmp_path) == before
+    foreign = root / "reports" / "foreign"
+    foreign.mkdir()
+    (foreign / "val_loss.png").write_bytes(b"someone else's plot")
+    proc = run_main(report_main, [str(run), "--out", str(foreign)])
+    assert_user_error(proc, f"{foreign} already holds val_loss.png, not written by a report of")
+    assert (foreign / "val_loss.png").read_bytes() == b"someone else's plot"
+
+    moved = tmp_path / "moved"
+    os.replace(root, moved)
+    cmp = moved / "reports" / "cmp"
+    argv = [str(moved / "runs" / "ref"), str(sweep).replace(str(root), str(moved))]
+    assert run_main(report_main, [*argv, "--out", str(cmp)]).returncode == 0
+
+
+@pytest.fixture
+def read_only_sweep(tmp_path):
+    """fake_sweep in a dir this process cannot write to: chmod a-w for a normal user; for root,
+    whom permissions do not stop (CI runs as root), a tmpfs remounted read-only; skipped where
+    neither works."""
+    place = tmp_path / "ro"
+    place.mkdir()
+    if os.geteuid() != 0:
+        sweep = fake_sweep(place)
+        dirs = [place, *(p for p in place.rglob("*") if p.is_dir())]
+        for path in dirs:
+            path.chmod(0o555)
+        yield sweep
+        for path in dirs:
+            path.chmod(0o755)  # so that pytest can remove it
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(place)]
+    mounted = subprocess.run(mount, capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root but cannot mount a tmpfs here: {mounted.stderr.decode()[:80]}")
+    try:
+        sweep = fake_sweep(place)
+        subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+        yield sweep
+    finally:
+        subprocess.run(["umount", "-l", str(place)], capture_output=True)
+
+
+def test_a_sweep_that_cannot_be_written_is_refused_before_reading_naming_out(
+    read_only_sweep, tmp_path, monkeypatch
+):
+    def read(path):
+        raise AssertionError("events were read before the out dir was checked")
+
+    monkeypatch.setattr("parrot_lm.report.build.load_job", read)
+    proc = run_main(report_main, [str(read_only_sweep)])
+    assert_user_error(proc, f"Cannot write {read_only_sweep} (")
+    assert proc.stderr.rstrip().endswith("place with --out DIR.") and proc.stdout == ""
+    monkeypatch.undo()
+    out = tmp_path / "elsewhere"
+    assert run_main(report_main, [str(read_only_sweep), "--out", str(out)]).returncode == 0
+    assert (out / "report.md").is_file()
 
 
 # -- HParams ------------------------------------------------------------------------------------
