@@ -51,6 +51,8 @@ class LitLM(L.LightningModule):
         # step's validation (training/run.py): logged again in on_train_start.
         self.logged_validation: dict[str, Any] | None = None
         self._align_log_step = False
+        # This optimizer step's (loss, lr, grad norm) when not yet logged (on_train_batch_end).
+        self._unlogged_step: tuple[torch.Tensor | None, float, torch.Tensor] | None = None
 
     def on_fit_start(self) -> None:
         """The peak MFU is measured against: this device's, in the dtype training computes in."""
@@ -96,11 +98,11 @@ class LitLM(L.LightningModule):
         self._finite_batches += 1
         self.tokens_seen += x.numel() * self.trainer.world_size
         self._tokens_since_log += x.numel() * self.trainer.world_size
-        if self._logs_this_step():  # summed here, logged once per optimizer step
-            detached = loss.detach()
-            self._step_loss_sum = (
-                detached if self._step_loss_sum is None else self._step_loss_sum + detached
-            )
+        # Summed every step (logged on the log steps, or at a stop: on_train_batch_end).
+        detached = loss.detach()
+        self._step_loss_sum = (
+            detached if self._step_loss_sum is None else self._step_loss_sum + detached
+        )
         return loss
 
     def _logs_this_step(self) -> bool:
@@ -121,16 +123,32 @@ class LitLM(L.LightningModule):
         clip = self.optim_cfg.get("grad_clip")
         max_norm = float(clip) if clip else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm)
-        if not self._logs_this_step():
-            return
+        # Every micro-batch holds the same number of tokens, so the mean of their mean losses
+        # is the mean token NLL of the optimizer step.
+        step_loss = None
         if self._step_loss_sum is not None:
-            # Every micro-batch holds the same number of tokens, so the mean of their mean
-            # losses is the mean token NLL of the optimizer step; sync_dist averages the ranks.
             step_loss = self._step_loss_sum / max(finite_batches, 1)
+        self._step_loss_sum = None
+        self._unlogged_step = (step_loss, optimizer.param_groups[0]["lr"], norm)
+        if self._logs_this_step():
+            self._log_step(*self._unlogged_step)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """A run that stops at a step Lightning would not log (a signal, or trainer.max_steps
+        off the log cadence) still has its metrics handed to the loggers at that step, and
+        Lightning's are then those of the last logged step: log this step's own instead. (The
+        callbacks that set should_stop run before this hook, Lightning's logging after it.)"""
+        if self.trainer.should_stop and self._unlogged_step is not None:
+            self._log_step(*self._unlogged_step)
+        self._unlogged_step = None
+
+    def _log_step(self, step_loss: torch.Tensor | None, lr: float, norm: torch.Tensor) -> None:
+        """This optimizer step's training metrics; sync_dist averages the loss over ranks."""
+        self._unlogged_step = None
+        if step_loss is not None:
             self.log("train/loss", step_loss, prog_bar=True, sync_dist=True)
-            self._step_loss_sum = None
         self.log("train/tokens", float(self.tokens_seen))
-        self.log("train/lr", optimizer.param_groups[0]["lr"])
+        self.log("train/lr", lr)
         self.log("train/grad_norm", norm)
         # Once per optimizer step (training_step runs once per accumulated micro-batch).
         now = time.perf_counter()

@@ -145,3 +145,24 @@ def test_a_resume_from_a_step_checkpoint_keeps_the_validation_at_its_step(finish
     )  # fmt: skip
     assert proc.returncode == 0, output(proc)[-3000:]
     assert logged_steps(run) == before
+
+
+def test_a_run_ending_off_the_log_cadence_logs_its_own_last_step(finished_run, tmp_path):
+    # Lightning hands the loggers the metrics of the step a run stops at, log step or not;
+    # those used to be the last logged step's values (here step 5's) under step 7's number.
+    run = tmp_path / "seven"
+    proc = train_cli(
+        *FAULTS, "logger=csv", "trainer.log_every_n_steps=5", "trainer.max_steps=7",
+        run_dir=run, data_dir=finished_run / "data",
+    )  # fmt: skip
+    assert proc.returncode == 0, output(proc)[-3000:]
+    import csv
+
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/tokens")]
+    tokens_per_step = 8 * 32  # data.batch_size x model.context_length
+    assert [(int(r["step"]), float(r["train/tokens"])) for r in rows] == [
+        (4, 5 * tokens_per_step),
+        (6, 7 * tokens_per_step),
+    ]
+    assert rows[0]["train/loss"] != rows[1]["train/loss"]
