@@ -189,6 +189,18 @@ def count_filter_tokens_from_spill(
     count_filter_tokens([f.stats for f in doc_filters], removed, kept)
 
 
+def check_same_corpus(data_dir: Path, meta: dict[str, Any], digest: str) -> None:
+    """Refuse (DataError) the corpus in `data_dir`, whose meta.json is `meta`, when it was
+    prepared from another config than the one whose `config_hash` is `digest`: a run on it
+    would train on other text than its config says."""
+    if meta.get("config_hash") != digest:
+        raise DataError(
+            f"{data_dir} already holds a corpus prepared with another config (hash "
+            f"{meta.get('config_hash')}, this one is {digest}); point data.data_dir at a new "
+            "directory, or delete this one to rebuild it."
+        )
+
+
 def prepare_corpus(
     data_dir: str | Path,
     source: dict[str, Any],
@@ -220,14 +232,9 @@ def prepare_corpus(
         except DataError as e:
             log.warning("Existing data in %s is not usable (%s); rebuilding.", data_dir, e)
         else:
-            if meta.get("config_hash") == digest:
-                remove_stale_temporaries(data_dir)  # a killed `--force` rebuild's staging dir
-                return meta
-            raise DataError(
-                f"{data_dir} already holds a corpus prepared with another config (hash "
-                f"{meta.get('config_hash')}, this one is {digest}); point data.data_dir at a new "
-                "directory, or delete this one to rebuild it."
-            )
+            check_same_corpus(data_dir, meta, digest)
+            remove_stale_temporaries(data_dir)  # a killed `--force` rebuild's staging dir
+            return meta
     log.info("Preparing %s into %s", source.get("kind"), data_dir)
     # The new artifact is built aside and swapped in only when complete, so until then an
     # existing one stays valid whatever happens (bad input found late, no space, Ctrl-C).

@@ -3,15 +3,20 @@
 Prints the shapes that fit a parameter budget (parrot_lm/planning/budget.py says which and in
 what order) and, with `write=`, saves one of them as a conf/model file that train.py composes
 with `model=<name>`. Arguments are key=value, like the other scripts' Hydra overrides.
+
+`write=` must name a file in the model group of the config tree train.py composes (MODEL_DIR,
+which the repo's conf/model links to): train.py finds a `model=<name>` nowhere else (its
+check of the command line composes the tree without Hydra's `hydra.searchpath`).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from parrot_lm.core.cli import exit_on_user_error
+from parrot_lm.core.cli import CONF_DIR, exit_on_user_error
 from parrot_lm.core.errors import ConfigError
 from parrot_lm.core.io import atomic_write_text
 from parrot_lm.planning.budget import Budget, Shape, solve
@@ -21,6 +26,11 @@ BUDGET_KEYS = {"params": "params", "vocab": "vocab_size", "context": "context_le
 BUDGET_KEYS |= {f.name: f.name for f in fields(Budget) if f.name not in BUDGET_KEYS.values()}
 OUTPUT_KEYS = ("top", "write", "pick", "force")
 SUFFIXES = {"k": 10**3, "m": 10**6, "b": 10**9}
+# Where `model=<name>` finds <name>.yaml: the model group of the tree train.py composes.
+MODEL_DIR = CONF_DIR / "model"
+# A file name that `model=<name>` can spell as it is (no spaces, commas or `=`, which Hydra's
+# override grammar reads as something else).
+OPTION_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def parse_count(key: str, text: str) -> int:
@@ -69,8 +79,10 @@ def parse_args(argv: list[str]) -> tuple[Budget, dict]:
             raise ConfigError(f"Unknown argument {key!r}; the arguments are {known}.")
     if "params" not in budget:
         raise ConfigError("Give the parameter budget, e.g. params=40e6.")
-    output["top"] = parse_count("top", str(output["top"]))
-    output["pick"] = parse_count("pick", str(output["pick"]))
+    for key in ("top", "pick"):  # row counts: a slice would take 0 or -1 without a word
+        output[key] = parse_count(key, str(output[key]))
+        if output[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {output[key]}.")
     return Budget(**budget), output
 
 
@@ -138,24 +150,69 @@ def model_yaml(shape: Shape, budget: Budget, rank: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_shape(path: Path, shapes: list[Shape], budget: Budget, pick: int, force: bool) -> None:
-    """Write shape number `pick` (1-based rank) to `path`, refusing to replace a file silently."""
-    if not 1 <= pick <= len(shapes):
-        raise ConfigError(f"pick must be a rank from 1 to {len(shapes)}, got {pick}.")
+def model_dir_shown() -> str:
+    """MODEL_DIR as the user would type it: `conf/model` when that is where it resolves from
+    the current directory (the repo's conf/ links to the package's), else its full path."""
+    return "conf/model" if Path("conf/model").resolve() == MODEL_DIR.resolve() else str(MODEL_DIR)
+
+
+def check_write_path(path: Path, force: bool) -> None:
+    """Refuse, before anything is solved or written, a `write=` path that train.py's
+    `model=<stem>` would not find or that would replace a file without force=true.
+
+    Raises ConfigError (one sentence) for a suffix other than .yaml/.yml, a file outside
+    MODEL_DIR, a name `model=` cannot spell, or an existing file without `force`.
+    """
+    shown = model_dir_shown()
     if path.suffix not in (".yaml", ".yml"):
-        raise ConfigError(f"write must name a .yaml file (e.g. conf/model/my40m.yaml), got {path}.")
+        raise ConfigError(f"write must name a .yaml file (e.g. {shown}/my40m.yaml), got {path}.")
+    # resolve(): a relative path, `..` or the conf/ link name the same directory differently.
+    if path.resolve().parent != MODEL_DIR.resolve():
+        raise ConfigError(
+            f"write={path} is outside {shown}/, where train.py's model=<name> finds model "
+            f"files; write {shown}/{path.name} instead."
+        )
+    if not OPTION_NAME.fullmatch(path.stem):
+        raise ConfigError(
+            f"write={path} has a name model= cannot spell; use letters, digits, _, - and . "
+            f"only (e.g. {shown}/my40m.yaml)."
+        )
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; choose another name or add force=true.")
+
+
+def write_shape(path: Path, shapes: list[Shape], budget: Budget, pick: int, force: bool) -> None:
+    """Write shape number `pick` (1-based rank) to `path` (a YAML file in MODEL_DIR).
+
+    Raises ConfigError (one sentence) for a rank outside the list or a path `check_write_path`
+    refuses; nothing is written then.
+    """
+    check_write_path(path, force)
+    check_pick(pick, shapes)
     atomic_write_text(path, model_yaml(shapes[pick - 1], budget, pick))
+
+
+def check_pick(pick: int, shapes: list[Shape]) -> None:
+    """Refuse a `pick` rank that is not in the list (one ConfigError sentence)."""
+    if not 1 <= pick <= len(shapes):
+        raise ConfigError(f"pick must be a rank from 1 to {len(shapes)}, got {pick}.")
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    """Print the ranked shapes; with write=, save the picked one (argv default: sys.argv[1:])."""
+    """Print the ranked shapes; with write=, save the picked one (argv default: sys.argv[1:]).
+
+    Every refusal (exit 2, one sentence) comes before the table and the file: a refused
+    command prints no table and writes nothing.
+    """
     budget, output = parse_args(sys.argv[1:] if argv is None else list(argv))
+    path = Path(output["write"]) if output["write"] else None
+    if path is not None:
+        check_write_path(path, output["force"])
     shapes = solve(budget)
+    if path is not None:
+        check_pick(output["pick"], shapes)
     print(table(shapes, budget, output["top"]))
-    if output["write"]:
-        path = Path(output["write"])
+    if path is not None:
         write_shape(path, shapes, budget, output["pick"], output["force"])
         print(f"wrote rank {output['pick']} to {path}: use it with model={path.stem}")

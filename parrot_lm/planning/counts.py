@@ -16,14 +16,13 @@ Sources of the formulas:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from parrot_lm.core.errors import ConfigError
+from parrot_lm.core.errors import ConfigError, DataError
 from parrot_lm.model import GPT, GPTConfig
 from parrot_lm.optim.muon import muon_params
 from parrot_lm.training.flops import flops_per_token
@@ -35,17 +34,22 @@ CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022, compute-optimal
 def resolve_vocab(cfg: DictConfig) -> tuple[int, str]:
     """The vocab the run will train with, and where the figure comes from.
 
-    model.vocab_size when set; else the prepared data's meta.json; else, before `prepare`, the
-    tokenizer's known size (gpt2) or the BPE's configured size, which is an upper bound (a BPE
-    trained on a small corpus may stop with fewer merges).
+    model.vocab_size when set; else the prepared data's meta.json, when training would use
+    that corpus (`prepared_corpus_meta`); else, before `prepare` or when training would rebuild
+    the corpus, the tokenizer's known size (gpt2) or the BPE's configured size, which is an upper
+    bound (a BPE trained on a small corpus may stop with fewer merges).
+
+    Raises DataError (one sentence) when data.data_dir holds a corpus prepared with another
+    config, as training does; ConfigError when the vocab cannot be known before `prepare`.
     """
+    prepared = prepared_corpus_meta(cfg)  # first: train.py refuses a mismatch either way
     if cfg.model.vocab_size is not None:
         return int(cfg.model.vocab_size), "model.vocab_size"
     meta = Path(cfg.data.data_dir) / "meta.json"
-    if meta.is_file():
+    if prepared is not None:
         try:
-            return int(json.loads(meta.read_text())["vocab_size"]), f"prepared data ({meta})"
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            return int(prepared["vocab_size"]), f"prepared data ({meta})"
+        except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{meta} has no readable vocab_size ({e}); prepare again.") from e
     spec = OmegaConf.to_container(cfg.data.tokenizer, resolve=True) or {}
     if spec.get("kind") == "gpt2":
@@ -58,6 +62,44 @@ def resolve_vocab(cfg: DictConfig) -> tuple[int, str]:
         f"The vocab of tokenizer kind {spec.get('kind')!r} is known only once the data is "
         "prepared; run scripts/prepare.py with the same overrides, or set model.vocab_size."
     )
+
+
+def prepared_corpus_meta(cfg: DictConfig) -> dict | None:
+    """The meta.json of the corpus in data.data_dir when training would use it as it is;
+    None when there is none, or when training would rebuild it (an unreadable meta.json).
+
+    With data.source set, training (data/prepare.py prepare_corpus) uses an existing corpus
+    only when its meta.json records the config_hash of the requested source, tokenizer,
+    val_fraction, filters and val_source, and refuses the run otherwise; this applies that
+    comparison, with the same hash, so that plan.py never describes a corpus training would
+    not use. Raises DataError with prepare_corpus's sentence on a mismatch.
+    """
+    from parrot_lm.data.prepare import check_same_corpus, config_hash
+    from parrot_lm.data.shards import META_FILE, read_meta
+
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data_dir = Path(data["data_dir"])
+    if not (data_dir / META_FILE).is_file():
+        return None
+    try:
+        meta = read_meta(data_dir)
+    except DataError:
+        # Training would rebuild it (prepare_corpus) or refuse it (no source: read_meta).
+        if data.get("source") is None:
+            raise
+        return None
+    if data.get("source") is None:  # no source to compare with: training uses what is there
+        return meta
+    # The arguments training's data module passes to prepare_corpus (data/datamodule.py).
+    digest = config_hash(
+        data["source"],
+        data["tokenizer"],
+        data.get("val_fraction", 0.05),
+        data.get("filters"),
+        data.get("val_source"),
+    )
+    check_same_corpus(data_dir, meta, digest)  # prepare_corpus's own check
+    return meta
 
 
 def model_config(cfg: DictConfig, vocab: int) -> GPTConfig:

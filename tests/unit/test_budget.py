@@ -11,7 +11,19 @@ from parrot_lm.core.cli import CONF_DIR, compose_config
 from parrot_lm.core.errors import ConfigError
 from parrot_lm.model.config import GPTConfig
 from parrot_lm.model.gpt import GPT
-from parrot_lm.planning.budget import Budget, count_params, rank_key, solve, swiglu_d_ff
+from parrot_lm.planning import budget as solver
+from parrot_lm.planning import budget_cli
+from parrot_lm.planning.budget import (
+    MAX_LAYERS,
+    MAX_PARAMS,
+    Budget,
+    check_budget,
+    count_params,
+    head_choices,
+    rank_key,
+    solve,
+    swiglu_d_ff,
+)
 from parrot_lm.planning.budget_cli import main, parse_args
 
 REFERENCE = dict(d_model=320, n_layers=16, n_heads=8, n_kv_heads=8, d_ff=854, tie_embeddings=True)
@@ -123,9 +135,12 @@ def test_table_output(capsys):
     assert out[-1].endswith("showing 3.")
 
 
-def test_written_yaml_composes_with_train_config_and_refuses_overwrite(tmp_path, capsys):
+def test_written_yaml_composes_with_train_config_and_refuses_overwrite(
+    tmp_path, capsys, monkeypatch
+):
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
+    monkeypatch.setattr(budget_cli, "MODEL_DIR", conf / "model")  # not the real conf/model
     target = conf / "model" / "budget40m.yaml"
     rank = next(
         i
@@ -151,3 +166,124 @@ def test_written_yaml_composes_with_train_config_and_refuses_overwrite(tmp_path,
     assert target.read_text() == before
     main(["params=40e6", f"write={target}", "force=true"])
     assert "n_layers: 32" in target.read_text()
+
+
+def brute_force(budget: Budget) -> list[tuple]:
+    """The search as first written: every divisor head count, every width until the embedding
+    alone overflows, every layer count; rows as plain tuples, ranked like the solver's."""
+    vocab, rows = budget.padded_vocab, []
+    d = budget.width_multiple
+    while vocab * d * (1 if budget.tie_embeddings else 2) <= budget.params:
+        d_ff = swiglu_d_ff(d, budget.ff_multiple)
+        for h in range(1, d // 32 + 1):
+            hd = d // h
+            if d % h or hd % 2 or not 32 <= hd <= 128:
+                continue
+            for kv in [k for k in range(1, h + 1) if h % k == 0] if budget.gqa else [h]:
+                for n in range(budget.min_layers, budget.max_layers + 1):
+                    p = count_params(vocab, d, n, h, kv, d_ff, budget.tie_embeddings)
+                    if budget.floor * budget.params <= p <= budget.params:
+                        rows.append((n, d, h, kv, d_ff, budget.tie_embeddings, p))
+        d += budget.width_multiple
+    return sorted(rows, key=lambda r: rank_key(solver.Shape(*r)))
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        Budget(params=3_000_000, vocab_size=257, floor=0.0, min_layers=1, width_multiple=2),
+        Budget(params=20_000_000, vocab_size=8192, gqa=True, ff_multiple=64, floor=0.5),
+        Budget(params=5_000_000, vocab_size=579, tie_embeddings=False, vocab_multiple=64),
+        Budget(params=40_000_000, vocab_size=50257, floor=0.95, max_layers=12),
+    ],
+    ids=["floor0-width2", "gqa", "untied-padded", "tight"],
+)
+def test_bounded_search_lists_exactly_what_the_full_enumeration_does(budget):
+    """The width bound, the head counts from head_dims and the closed-form layer range leave
+    out no shape and add none (each would fail here if it cut too much or too little)."""
+    rows = [tuple(vars(s).values()) for s in solve(budget)]
+    assert rows == brute_force(budget) and rows
+
+
+def test_head_choices_are_every_divisor_with_an_even_head_dim_in_range():
+    for d_model in (64, 96, 320, 384, 1000, 3840, 7680):
+        for gqa in (False, True):
+            expected = [
+                (h, kv)
+                for h in range(1, d_model + 1)
+                if d_model % h == 0 and (d_model // h) % 2 == 0 and 32 <= d_model // h <= 128
+                for kv in (range(1, h + 1) if gqa else [h])
+                if h % kv == 0
+            ]
+            assert head_choices(d_model, gqa) == expected, (d_model, gqa)
+
+
+def test_widths_searched_stop_where_the_smallest_layers_overflow(monkeypatch):
+    """125M with the byte tokenizer's vocab: the first search walked every width whose
+    embedding alone fit (~7,600 widths, each over up to 15,000 head counts: 3 s); the widths
+    now end where min_layers layers of that width overflow (d_model ~2,500)."""
+    widths = []
+    real = solver.head_choices
+    monkeypatch.setattr(solver, "head_choices", lambda d, gqa: widths.append(d) or real(d, gqa))
+    shapes = solve(Budget(params=125_000_000, vocab_size=257))
+    assert shapes[0].n_layers == 32 and len(shapes) == 309
+    assert max(widths) <= 2560 and len(widths) <= 40
+
+
+def test_budget_and_depth_beyond_the_projects_models_are_one_sentence():
+    check_budget(Budget(params=MAX_PARAMS, max_layers=MAX_LAYERS))  # the bounds themselves pass
+    with pytest.raises(ConfigError) as e:
+        check_budget(Budget(params=10**11))
+    assert str(e.value) == (
+        "params 100,000,000,000 is beyond what ParrotLM builds (models of ~1M to ~125M "
+        "parameters); give a budget of at most 1,000,000,000."
+    )
+    with pytest.raises(ConfigError, match=r"^max_layers must be at most 128 .*got 129\.$"):
+        check_budget(Budget(params=40_000_000, max_layers=129))
+
+
+@pytest.mark.parametrize("arg", ["top=-1", "top=0", "pick=0", "pick=-2"])
+def test_top_and_pick_must_be_positive(arg, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["params=40e6", arg])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    key, value = arg.split("=")
+    assert err == f"error: {key} must be a positive integer, got {value}.\n"
+    assert out == ""  # no table before the refusal
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("nowhere/x.yaml", "is outside conf/model/, where train.py's model=<name> finds"),
+        ("nowhere/deeper/x.yaml", "write conf/model/x.yaml instead."),
+        ("nowhere/my 40m.yaml", "is outside conf/model/"),
+    ],
+)
+def test_write_outside_the_model_group_is_refused_and_creates_nothing(
+    tmp_path, capsys, monkeypatch, name, fragment
+):
+    """train.py finds model=<name> only in the config tree's model group, so a file written
+    anywhere else would be advice that fails: refused, with no table, file or parent dir."""
+    monkeypatch.chdir(CONF_DIR.parent.parent)  # the repo root: conf/model is the model group
+    target = tmp_path / name
+    with pytest.raises(SystemExit) as exit_info:
+        main(["params=1.2e6", "vocab=579", f"write={target}"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: write={target} ") and fragment in err and err.count("\n") == 1
+    assert out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_name_must_be_spellable_as_model_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(budget_cli, "MODEL_DIR", tmp_path)
+    target = tmp_path / "my 40m.yaml"
+    with pytest.raises(SystemExit):
+        main(["params=40e6", f"write={target}"])
+    err = capsys.readouterr().err
+    assert "has a name model= cannot spell" in err
+    assert list(tmp_path.iterdir()) == []
+    main(["params=40e6", f"write={tmp_path / 'my_40m.v2.yaml'}"])
+    assert capsys.readouterr().out.endswith("use it with model=my_40m.v2\n")

@@ -84,3 +84,44 @@ def test_probe_trains_the_configured_steps_through_lightning(tmp_path):
 def test_probe_key_is_checked():
     with pytest.raises(Exception, match="not true or false"):
         cli.split_plan_args(["probe=maybe"])
+
+
+def local_corpus(tmp_path, name: str) -> list[str]:
+    """data=local overrides for a small text file under tmp_path, prepared into tmp_path/local."""
+    text = tmp_path / f"{name}.txt"
+    text.write_text("\n\n".join(f"{name} story {i}: the cat sat on the mat." for i in range(40)))
+    return [
+        "data=local",
+        f"data.source.path={text}",
+        "data.source.sample_by=paragraph",
+        "data.tokenizer.kind=byte",
+        f"data.data_dir={tmp_path / 'local'}",
+        "trainer.accelerator=cpu",
+    ]
+
+
+def test_plan_refuses_a_corpus_prepared_from_another_source_as_training_does(tmp_path):
+    """A data dir prepared from one source, planned with another: training's data module
+    refuses the run, so the plan refuses it with the same sentence (and touches nothing),
+    instead of describing the old corpus. The same source is planned from the corpus."""
+    from parrot_lm.config.schema import validate_config
+    from parrot_lm.core.errors import DataError
+    from parrot_lm.training.run import build_datamodule
+    from tests.helpers.cli import tree_sha256
+
+    first = local_corpus(tmp_path, "first")
+    build_datamodule(validate_config(compose_train(tmp_path, first)).data).prepare_data()
+    proc = run_main(main, [*first, "probe=false"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"vocab 257 (prepared data ({tmp_path / 'local' / 'meta.json'}))" in proc.stdout
+
+    other = local_corpus(tmp_path, "other")
+    with pytest.raises(DataError) as training:  # what train.py would say, before any data
+        build_datamodule(validate_config(compose_train(tmp_path, other)).data).prepare_data()
+    before = tree_sha256(tmp_path / "local")
+    for extra in ([], ["model.vocab_size=257"]):  # a set vocab does not skip the check
+        proc = run_main(main, [*other, *extra, "probe=false"])
+        assert_user_error(proc, "already holds a corpus prepared with another config")
+        assert proc.stderr == f"error: {training.value}\n"
+        assert proc.stdout == ""
+    assert tree_sha256(tmp_path / "local") == before
