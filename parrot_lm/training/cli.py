@@ -41,9 +41,10 @@ _continued: list[RunDirSnapshot] = []
 def train_task(cfg: DictConfig) -> float | None:
     """Hydra's task function: one training run; returns the final val loss for sweepers.
 
-    A refused start (a ParrotError before training) takes away the run dir Hydra had just made
-    for it, or restores the existing run it was to continue, so a refused command leaves
-    nothing behind (runs/run_dir.py discard_refused_run, RunDirSnapshot).
+    A refused start (a ParrotError before training, or an OSError in a run dir that holds
+    nothing else yet) takes away the run dir Hydra had just made for it, or restores the
+    existing run it was to continue, so a refused command leaves nothing behind
+    (runs/run_dir.py discard_refused_run, RunDirSnapshot).
 
     A run that raised once it had started (a crash, a non-finite loss, a ParrotError after its
     first checkpoint or events) keeps its dir, marked FAILED for reports and the chat list; a
@@ -61,6 +62,12 @@ def train_task(cfg: DictConfig) -> float | None:
             snapshot.restore()
         if out is not None and not removed and not _continued:
             _mark_failed(out, e, started_only=True)
+        raise
+    except OSError as e:  # worded as a refusal too (core/cli.py), e.g. a read-only data dir
+        # A new run dir holding only what its start wrote goes; any other is marked FAILED
+        # (an existing run's own files, or what it wrote once it had started, stay).
+        if out is not None and not discard_refused_run(out):
+            _mark_failed(out, e)
         raise
     except Exception as e:
         if out is not None:

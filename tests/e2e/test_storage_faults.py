@@ -157,6 +157,16 @@ def test_a_run_dir_on_a_read_only_disk_is_refused_before_anything(mount, small_d
         assert str(disk) in proc.stderr, output(proc)
 
 
+def test_a_data_dir_on_a_read_only_disk_leaves_no_run_dir(mount, tmp_path):
+    # The corpus is prepared into a read-only place: refused once the run dir existed, which
+    # then kept .hydra/, run_config.yaml and a FAILED marker.
+    disk = mount("ro", "1m", read_only=True)
+    proc = train_cli(*FAULTS, *STORIES, "trainer.max_steps=5", data_dir=disk / "data",
+                     root_dir=tmp_path)  # fmt: skip
+    assert_user_error(proc, "(Read-only file system); the filesystem is read-only")
+    assert not (tmp_path / "outputs").exists(), sorted(tmp_path.rglob("*"))
+
+
 @pytest.mark.parametrize(
     ("main", "args", "target"),
     [
