@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 import math
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -174,7 +176,10 @@ def run(cfg: DictConfig) -> float | None:
     """Train as configured; returns the final val loss (the metric sweeps optimise).
 
     In a sweep, a diverged job (non-finite loss) is a result, not a failure: it scores +inf
-    and the sweep goes on.
+    and the sweep goes on. A SIGTERM that Lightning handles itself, outside GracefulStop's
+    window (during the first validation, say), exits with 143 as GracefulStop's do:
+    Lightning's SIGTERMException is a SystemExit without a code, status 0, which would tell
+    a scheduler or a sweep that the run had finished.
     """
     try:
         with contextlib.ExitStack() as stack:
@@ -184,6 +189,13 @@ def run(cfg: DictConfig) -> float | None:
             raise
         log.error("%s This sweep job scores +inf; the sweep goes on.", e)
         return math.inf
+    except SIGTERMException:
+        log.warning(
+            "Stopped by SIGTERM before training reached a checkpoint; start it again with: "
+            "python train.py resume=%s",
+            cfg.paths.output_dir,
+        )
+        raise SystemExit(128 + signal.SIGTERM) from None
 
 
 def _run(cfg: DictConfig, stack: contextlib.ExitStack) -> float | None:

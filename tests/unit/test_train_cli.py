@@ -77,3 +77,21 @@ def test_the_job_checks_run_the_schema_and_the_sampling_settings(sweep, sentence
     with pytest.raises(ConfigError) as refused:
         check_overrides(["-m", sweep])
     assert sentence in str(refused.value)
+
+
+def test_a_sigterm_lightning_handles_itself_exits_143_not_0(monkeypatch):
+    # Lightning's SIGTERMException (a SIGTERM during the first validation, before GracefulStop's
+    # handlers are in) is a SystemExit without a code: the process exited with status 0.
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from omegaconf import OmegaConf
+
+    from parrot_lm.training import run as run_module
+
+    def killed(cfg, stack):
+        raise SIGTERMException()
+
+    monkeypatch.setattr(run_module, "_run", killed)
+    cfg = OmegaConf.create({"paths": {"output_dir": "outputs/runs/x"}})
+    with pytest.raises(SystemExit) as stopped:
+        run_module.run(cfg)
+    assert stopped.value.code == 143
