@@ -19,9 +19,11 @@ from parrot_lm.core.io import storage_error
 
 log = logging.getLogger(__name__)
 
-# Why a record gave no document: its text field is absent, null, or not a string. (A JSON line
-# without the field reads as null: datasets fills every record out to the file's columns.)
-SKIP_REASONS = ("missing_field", "null", "not_string")
+# Why a record gave no document: its text field is absent, null, or not a string, or its file is
+# empty (0 bytes: no builder yields a record for it, so it is counted here instead).
+SKIP_REASONS = ("missing_field", "null", "not_string", "empty_file")
+# U+FFFD, what encoding_errors=replace puts where a byte was not UTF-8.
+REPLACEMENT_CHAR = "\ufffd"
 # datasets logs a reader's failure itself before raising; ParrotLM's sentence says it better.
 _READER_LOGGERS = (
     "datasets.packaged_modules.json.json",
@@ -32,12 +34,16 @@ _READER_LOGGERS = (
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
-def resolve_files(path: str | Path) -> list[tuple[str, list[str]]]:
+def resolve_files(
+    path: str | Path, skipped: dict[str, int] | None = None
+) -> list[tuple[str, list[str]]]:
     """A file, a folder (searched recursively) or a glob -> its files in sorted order, as runs of
     consecutive files read by the same `datasets` builder: [(builder name, files), ...].
 
     A folder may mix kinds (.txt notes next to .jsonl exports); each run is loaded with its own
     builder and the runs are chained, so documents come in sorted-file order whatever the mix.
+    Empty (0-byte) files are left out; `skipped` (when given) counts them as "empty_file", so a
+    folder of N files reads as N documents or records accounted for.
     Raises DataError when nothing is found, every file is empty, or a file has another suffix.
     """
     path = str(path)
@@ -50,7 +56,10 @@ def resolve_files(path: str | Path) -> list[tuple[str, list[str]]]:
         files = [f for f in files if Path(f).is_file()]
     if not files:
         raise DataError(f"No data files found at {path} (expected .txt, .jsonl or .parquet).")
+    found = len(files)
     files = [f for f in files if Path(f).stat().st_size > 0]
+    if skipped is not None:
+        skipped["empty_file"] = skipped.get("empty_file", 0) + found - len(files)
     if not files:
         raise DataError(f"Every data file at {path} is empty; the corpus has no documents.")
     unknown = sorted({Path(f).suffix or "(none)" for f in files if Path(f).suffix not in BUILDERS})
@@ -68,13 +77,18 @@ def resolve_files(path: str | Path) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def load_source(source: dict[str, Any]) -> list[tuple[Any, str]]:
+def load_source(
+    source: dict[str, Any], skipped: dict[str, int] | None = None
+) -> list[tuple[Iterable[dict[str, Any]], str]]:
     """The `datasets` datasets for a `files` or `hub` source, each with the field that holds its
     text: [(dataset, field), ...] to be read in order. Streamed unless a holdout split is asked
     for (`train_test_split` needs the whole, cached dataset) or streaming is off.
 
     `.txt` runs of a files source read with `sample_by` into the field "text"; .jsonl/.parquet
-    runs use `text_field`. Raises DataError (one sentence) when a source cannot be loaded.
+    runs use `text_field`. Streamed JSON runs are read by `json_records`, not `datasets`, so a
+    record without the field stays distinct from one whose field is null (datasets fills every
+    record out to the file's columns with nulls). `skipped` counts the empty files left out.
+    Raises DataError (one sentence) when a source cannot be loaded.
     """
     import datasets
 
@@ -83,7 +97,7 @@ def load_source(source: dict[str, Any]) -> list[tuple[Any, str]]:
     cache = {"cache_dir": source["cache_dir"]} if source.get("cache_dir") else {}
     field = source.get("text_field", "text")
     if source["kind"] == "files":
-        runs = resolve_files(source["path"])
+        runs = resolve_files(source["path"], skipped)
         if holdout and len(runs) > 1:  # train_test_split splits one dataset, not a chain
             raise DataError(
                 f"data.source.holdout needs files of one kind, but {source['path']} mixes "
@@ -93,6 +107,10 @@ def load_source(source: dict[str, Any]) -> list[tuple[Any, str]]:
             logging.getLogger(name).setLevel(logging.CRITICAL)
         parts = []
         for builder, files in runs:
+            if builder == "json" and streaming:
+                encoding_errors = source.get("encoding_errors", "strict")
+                parts.append((json_records(files, field, encoding_errors), field))
+                continue
             kwargs: dict[str, Any] = {}
             if builder == "text":
                 kwargs["sample_by"] = source.get("sample_by", "document")
@@ -123,6 +141,52 @@ def load_source(source: dict[str, Any]) -> list[tuple[Any, str]]:
     return [(take_holdout(dataset, holdout) if holdout else dataset, field)]
 
 
+def json_records(files: list[str], field: str, encoding_errors: str) -> Iterator[dict[str, Any]]:
+    """The records of JSON-lines files (or .json files holding one list of records), in order,
+    as written: a record without `field` lacks the key, one with `"field": null` has None.
+
+    Raises DataError when the first file has records but none of them has `field` (then no
+    record is likely to: the text field is misnamed). A malformed line raises the parser's
+    error, which `read_error` turns into a sentence naming the file and the line.
+    """
+    for number, file in enumerate(files):
+        fields: set[str] = set()
+        has_field = False
+        with open(file, encoding="utf-8", errors=encoding_errors) as f:
+            records = _records(file, f)
+            for record in records:
+                has_field = has_field or field in record
+                if number == 0 and not has_field:
+                    fields.update(record)
+                yield record
+        if number == 0 and fields and not has_field:
+            raise DataError(
+                f"Records in {file} have no field {field!r} (fields: {sorted(fields)}); set "
+                "data.source.text_field."
+            )
+
+
+def _records(file: str, lines: TextIO) -> Iterator[dict[str, Any]]:
+    """The records of one open JSON file: one per non-blank line, or, for a .json file that is
+    one JSON list (the rule `_check_json` applies), its items. Raises ValueError on a line that
+    is not a JSON object."""
+    if Path(file).suffix == ".json":
+        text = lines.read()
+        if not text.lstrip().startswith("{"):
+            records = json.loads(text)
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise ValueError(f"{file} is not a list of JSON objects")
+            yield from records
+            return
+        lines = io.StringIO(text)
+    for line in lines:
+        if line.strip():
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"a line of {file} is not a JSON object")
+            yield record
+
+
 def take_holdout(dataset, holdout: dict[str, Any]):
     """One part of a seeded `train_test_split`: nanoGPT's OpenWebText val split is the `test`
     part of test_size=0.0005, seed=2357, and its train split the `train` part."""
@@ -135,11 +199,17 @@ def take_holdout(dataset, holdout: dict[str, Any]):
     return parts[part]
 
 
-def iter_documents(source: dict[str, Any], skipped: dict[str, int] | None = None) -> Iterator[str]:
+def iter_documents(
+    source: dict[str, Any],
+    skipped: dict[str, int] | None = None,
+    decoded: dict[str, int] | None = None,
+) -> Iterator[str]:
     """Documents as strings, in a deterministic order, up to source['limit'] if set.
 
-    Records whose text field is absent, null or not a string are skipped, never silently:
-    `skipped` (when given) counts them per reason (SKIP_REASONS) and a warning says how many.
+    Records whose text field is absent, null or not a string, and empty files, are skipped,
+    never silently: `skipped` (when given) counts them per reason (SKIP_REASONS) and a warning
+    says how many. `decoded` (when given) counts under "docs_with_replacement_chars" the
+    documents holding U+FFFD as they are read, before any filter can drop them.
     A file that cannot be read becomes one DataError sentence naming it (and the line, where
     there is one).
     """
@@ -148,22 +218,28 @@ def iter_documents(source: dict[str, Any], skipped: dict[str, int] | None = None
     skipped = {} if skipped is None else skipped
     for reason in SKIP_REASONS:
         skipped.setdefault(reason, 0)
+    decoded = {} if decoded is None else decoded
+    decoded.setdefault("docs_with_replacement_chars", 0)
     if kind == "stories":
         from parrot_lm.data.stories import generate_stories
 
-        yield from generate_stories(int(source["num_documents"]), seed=int(source.get("seed", 0)))
+        for story in generate_stories(int(source["num_documents"]), seed=int(source["seed"])
+            if "seed" in source else 0):
+            decoded["docs_with_replacement_chars"] += REPLACEMENT_CHAR in story
+            yield story
         return
     if kind not in ("files", "hub"):
         raise DataError(f"Unknown data source kind {kind!r}; expected stories, files or hub.")
     where = source.get("path") or source.get("name")
-    parts = load_source(source)
+    parts = load_source(source, skipped)
     count = 0
     try:
         for index, row, field in _rows(parts):
             if limit is not None and count >= limit:
                 break
             if field not in row:
-                if index == 0:  # the (first file's) schema has no such column: no row has it
+                if index == 0 and not isinstance(row_source, list):
+                    # datasets' schema (its first file's) has no such column: no row has it
                     raise DataError(
                         f"Records in {where} have no field {field!r} (fields: {sorted(row)}); set "
                         "data.source.text_field."
