@@ -34,7 +34,7 @@ from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest
 from parrot_lm.runs.identity import check_data, run_identity, save_run_tokenizer
 from parrot_lm.runs.loading import resolve_checkpoint
 from parrot_lm.runs.resume import merge_resume_config
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.run_dir import RunDir, checkpoint_candidates, step_of
 from parrot_lm.training.callbacks.progress import StepProgress
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
 from parrot_lm.training.callbacks.samples import TextSamples
@@ -158,7 +158,23 @@ def select_checkpoint(
     check_compatible(ckpt, model_cfg, path)
     check_data(ckpt, path, identity, Path(cfg.data.data_dir))
     log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
+    warn_of_rewind(ckpt_dir, int(ckpt["global_step"]))
     return path, int(ckpt["global_step"]), ckpt.get("last_validation")
+
+
+def warn_of_rewind(ckpt_dir: Path, step: int) -> None:
+    """Warn when this run continues from a step before its newest checkpoints (a rewind,
+    `ckpt_path=step0000050.ckpt`): they are overwritten as the run gets to their steps."""
+    later = sorted(p.name for p in checkpoint_candidates(ckpt_dir) if (step_of(p) or 0) > step)
+    if later:
+        last = " and last.ckpt" if (ckpt_dir / "last.ckpt").is_file() else ""
+        log.warning(
+            "Continuing from step %d, before this run's newer checkpoints: %s%s are overwritten "
+            "as the run reaches their steps; copy them elsewhere first to keep them.",
+            step,
+            ", ".join(later),
+            last,
+        )
 
 
 def check_steps_left(max_steps: int, start_step: int) -> None:

@@ -145,6 +145,8 @@ def test_a_resume_from_a_step_checkpoint_keeps_the_validation_at_its_step(finish
     )  # fmt: skip
     assert proc.returncode == 0, output(proc)[-3000:]
     assert logged_steps(run) == before
+    # A rewind: the newer checkpoints it overwrites are named first.
+    assert "before this run's newer checkpoints: step0000010.ckpt and last.ckpt" in output(proc)
 
 
 def test_a_run_ending_off_the_log_cadence_logs_its_own_last_step(finished_run, tmp_path):
