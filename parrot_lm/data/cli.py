@@ -16,7 +16,7 @@ from pathlib import Path
 from parrot_lm.core.cli import CONF_DIR, compose_config, exit_on_user_error
 from parrot_lm.core.errors import DataError
 
-FILTER_REPORT_KEYS = ("docs_in", "docs_out", "tokens_in", "tokens_out", "removed")
+FILTER_REPORT_KEYS = ("docs_in", "docs_out", "tokens_in", "tokens_out", "removed", "cut")
 
 PREPARE_HELP = """Prepare a corpus without training: `parrot-prepare data=local data.source.path=x`.
 
@@ -89,8 +89,13 @@ def main(argv: list[str] | None = None) -> None:
             f["name"]: {k: f[k] for k in FILTER_REPORT_KEYS if k in f}
             for f in meta.get("filters", [])
         },
-        # Records with no text (field absent, null, not a string): counted, never dropped unseen.
-        **{k: meta[k] for k in ("skipped_rows", "val_skipped_rows") if k in meta},
+        # Records with no text (field absent, null, not a string, empty file): counted, never
+        # dropped unseen; and documents read with U+FFFD (bytes replaced), before any filter.
+        **{
+            k: meta[k]
+            for k in ("skipped_rows", "val_skipped_rows", "docs_with_replacement_chars")
+            if k in meta
+        },
         **summary,
     }
     print(json.dumps(report, indent=2))

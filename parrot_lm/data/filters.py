@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from parrot_lm.core.errors import DataError
+from parrot_lm.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +33,33 @@ class FilterStats:
     chars_out: int = 0
     tokens_in: int | None = None  # filled once the tokenizer exists (see count_filter_tokens)
     tokens_out: int | None = None
-    removed: dict[str, int] = field(default_factory=dict)  # reason -> documents
+    removed: dict[str, int] = field(default_factory=dict)  # reason -> documents dropped
+    # reason -> documents cut and kept; None for a filter that never cuts (absent from to_dict)
+    cut: dict[str, int] | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The stats for meta.json; `cut` only for a filter that cuts."""
+        stats = asdict(self)
+        if self.cut is None:
+            del stats["cut"]
+        return stats
 
     def record(self, doc: str, out: str | None, *reasons: str) -> str | None:
-        """Count one document through the filter; `reasons` say why it was removed or cut."""
+        """Count one document through the filter; `reasons` say why it was removed (`out` None,
+        counted in `removed`) or cut (`out` kept, counted in `cut`): a cut document is still in
+        docs_out, so counting it as removed would not add up."""
         self.docs_in += 1
         self.chars_in += len(doc)
         if out is not None:
             self.docs_out += 1
             self.chars_out += len(out)
+        if out is not None and reasons:
+            self.cut = {} if self.cut is None else self.cut
+            counts = self.cut
+        else:
+            counts = self.removed
         for reason in reasons:
-            self.removed[reason] = self.removed.get(reason, 0) + 1
+            counts[reason] = counts.get(reason, 0) + 1
         return out
 
 
@@ -165,6 +178,20 @@ def bundled_lid_model() -> Any:
         return fasttext.load_model(str(path))
 
 
+# Where fastText's lid.176 models list the languages they know, for a code they do not.
+LID_LANGUAGES_URL = "https://fasttext.cc/docs/en/language-identification.html"
+
+
+def model_languages(model: Any) -> list[str]:
+    """The language codes a fastText language-id model can predict ("en", "de", ...), sorted.
+
+    fasttext-predict has no get_labels, so they come from one prediction asking for every
+    label: a negative threshold keeps those the hierarchical softmax would prune as unlikely.
+    """
+    labels, _ = model.predict("", k=-1, threshold=-1.0)
+    return sorted(label.removeprefix("__label__") for label in labels)
+
+
 class LanguageFilter:
     """Keep documents that a fastText language-id model gives `lang` with enough confidence.
 
@@ -181,6 +208,15 @@ class LanguageFilter:
             self.model = bundled_lid_model()
         else:
             self.model = _load_lid_model(Path(model_path))
+        known = model_languages(self.model)
+        if lang not in known:  # else every document is "other_language" and the corpus empty
+            model = Path(model_path).name if model_path else "lid.176.ftz"
+            examples = ", ".join(c for c in ("en", "de", "fr", "es", "zh", "ja") if c in known)
+            raise ConfigError(
+                f"data.filters.language.lang {lang!r} is not a language the fastText model "
+                f"{model} knows; give one of its {len(known)} codes (e.g. {examples or known[0]}; "
+                f"all listed at {LID_LANGUAGES_URL})."
+            )
         self.label = f"__label__{lang}"
         self.threshold = threshold
         self.stats = FilterStats(f"language_{lang}")
@@ -250,8 +286,10 @@ def _digest(gram: Sequence[str]) -> bytes:
 class Decontaminator:
     """Drop or cut training documents that share an n-word sequence with an eval set (GPT-3 style).
 
-    stats.removed counts, per eval set name, the documents it was found in (dropped in "drop"
-    mode, cut in "cut" mode), and under "emptied_by_cut" those too little was left of to keep.
+    stats.removed counts, per eval set name, the documents it was found in and dropped (every one
+    in "drop" mode; in "cut" mode those too little was left of to keep, also counted under
+    "emptied_by_cut"); in "cut" mode stats.cut counts, per eval set name, the documents cut and
+    kept.
     """
 
     def __init__(
@@ -281,6 +319,8 @@ class Decontaminator:
                 log.warning("Eval set %r has no %d-word sequence; nothing can match it.", name, n)
             self.grams[name] = grams
         self.stats = FilterStats(f"decontaminate_{mode}")
+        if mode == "cut":  # reported even when nothing was cut: 0 is an answer
+            self.stats.cut = {}
 
     def _hits(self, digest: bytes) -> list[str]:
         return [name for name, grams in self.grams.items() if digest in grams]

@@ -149,9 +149,26 @@ def build_tokenizer(
     (default: `stage`)."""
     kind = spec.get("kind")
     if kind == "bpe":
-        ranks = tok.train_bpe(train_docs, int(spec["vocab_size"]))
+        requested = int(spec["vocab_size"])
+        ranks = tok.train_bpe(train_docs, requested)
         tok.save_ranks(ranks, stage / tok.RANKS_FILE)
-        entry = {"kind": "bpe", "file": tok.RANKS_FILE, "name": f"bpe{spec['vocab_size']}"}
+        learned = len(ranks) + 1  # + EOT
+        if learned < requested:
+            log.warning(
+                "The BPE learned %d tokens of the %d requested (data.tokenizer.vocab_size): the "
+                "corpus has no more merges to learn; the vocabulary is %d.",
+                learned,
+                requested,
+                learned,
+            )
+        # The name is only the tiktoken encoding's label (the config hash is what identifies a
+        # corpus), so it gives the size learned, not the size asked for.
+        entry = {
+            "kind": "bpe",
+            "file": tok.RANKS_FILE,
+            "name": f"bpe{learned}",
+            "requested_vocab_size": requested,
+        }
     elif kind == "char":
         tok.train_char(train_docs, spec.get("max_chars")).save(stage / tok.CHARS_FILE)
         entry = {"kind": "char", "file": tok.CHARS_FILE}
@@ -274,7 +291,32 @@ def prepare_corpus(
         f"{meta['splits']['val']['num_tokens']:,}",
         meta["vocab_size"],
     )
+    summary = filter_summary(meta)
+    if summary:  # the same line whoever prepares: parrot-prepare or a training run
+        log.info("%s", summary)
     return meta
+
+
+def filter_summary(meta: dict[str, Any]) -> str | None:
+    """What preparation did to the documents, as one line from a meta.json: each filter's
+    documents in and out and why the rest were removed (or cut), records skipped for lack of
+    text, and documents holding U+FFFD; None when there is nothing to say."""
+    parts = []
+    for f in meta.get("filters", []):
+        why = ", ".join(f"{n} {reason}" for reason, n in f["removed"].items())
+        cut = ", ".join(f"{n} {name}" for name, n in (f.get("cut") or {}).items())
+        notes = "; ".join(x for x in (why and f"removed {why}", cut and f"cut {cut}") if x)
+        parts.append(
+            f"{f['name']} {f['docs_in']:,} -> {f['docs_out']:,} docs"
+            + (f" ({notes})" if notes else "")
+        )
+    for key, what in (("skipped_rows", "skipped"), ("val_skipped_rows", "val skipped")):
+        skipped = {r: n for r, n in meta.get(key, {}).items() if n}
+        if skipped:
+            parts.append(f"{what} {', '.join(f'{n} {r}' for r, n in skipped.items())}")
+    if meta.get("docs_with_replacement_chars"):
+        parts.append(f"{meta['docs_with_replacement_chars']:,} docs with U+FFFD")
+    return f"Filters: {'; '.join(parts)}." if parts else None
 
 
 def _build(
@@ -295,13 +337,14 @@ def _build(
     doc_filters = build_filters(filters)
     skipped: dict[str, int] = {}
     val_skipped: dict[str, int] = {}
+    decoded: dict[str, int] = {}  # both sources: the count is of the corpus's documents
     with open(work / "changed.jsonl", "w") as changed:  # what filters removed, for the report
 
         def record_change(i: int, text_in: str, text_out: str | None) -> None:
             changed.write(json.dumps([i, text_in, text_out]) + "\n")
 
-        docs = apply_filters(iter_documents(source, skipped), doc_filters, record_change)
-        val_docs = iter_documents(val_source, val_skipped) if val_source else None
+        docs = apply_filters(iter_documents(source, skipped, decoded), doc_filters, record_change)
+        val_docs = iter_documents(val_source, val_skipped, decoded) if val_source else None
         counts = spill_documents(docs, work, val_fraction, val_docs)
     if counts["train"] + counts["val"] == 0:
         raise DataError(no_documents(source, skipped, bool(doc_filters)))
@@ -318,8 +361,9 @@ def _build(
         )
     if not val_source:
         check_val_share(counts, source)
-    if counts["replaced"]:
-        log.warning("%d documents contain U+FFFD (undecodable bytes replaced).", counts["replaced"])
+    replaced = decoded.get("docs_with_replacement_chars", 0)
+    if replaced:
+        log.warning("%d documents read contain U+FFFD (undecodable bytes replaced).", replaced)
     sample_bytes = int(tokenizer.get("train_max_bytes", 2_000_000_000))
     enc, tok_entry = build_tokenizer(
         tokenizer, read_spilled(work / "train.jsonl", sample_bytes), stage, data_dir
@@ -347,7 +391,7 @@ def _build(
         "filters": [f.stats.to_dict() for f in doc_filters],
         "skipped_rows": skipped,
         **({"val_skipped_rows": val_skipped} if val_source else {}),
-        "docs_with_replacement_chars": counts["replaced"],
+        "docs_with_replacement_chars": replaced,  # as read, before any filter
         "config_hash": digest,
         "splits": splits,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from parrot_lm.core.io import storage_error
 log = logging.getLogger(__name__)
 
 # Why a record gave no document: its text field is absent, null, or not a string, or its file is
-# empty (0 bytes: no builder yields a record for it, so it is counted here instead).
+# empty (0 bytes: no builder yields a record for it, so it is counted here instead). A JSON line
+# without the field reads as null: datasets fills every record out to the file's columns.
 SKIP_REASONS = ("missing_field", "null", "not_string", "empty_file")
 # U+FFFD, what encoding_errors=replace puts where a byte was not UTF-8.
 REPLACEMENT_CHAR = "\ufffd"
@@ -85,9 +86,7 @@ def load_source(
     for (`train_test_split` needs the whole, cached dataset) or streaming is off.
 
     `.txt` runs of a files source read with `sample_by` into the field "text"; .jsonl/.parquet
-    runs use `text_field`. Streamed JSON runs are read by `json_records`, not `datasets`, so a
-    record without the field stays distinct from one whose field is null (datasets fills every
-    record out to the file's columns with nulls). `skipped` counts the empty files left out.
+    runs use `text_field`. `skipped` counts the empty files left out.
     Raises DataError (one sentence) when a source cannot be loaded.
     """
     import datasets
@@ -107,10 +106,6 @@ def load_source(
             logging.getLogger(name).setLevel(logging.CRITICAL)
         parts = []
         for builder, files in runs:
-            if builder == "json" and streaming:
-                encoding_errors = source.get("encoding_errors", "strict")
-                parts.append((json_records(files, field, encoding_errors), field))
-                continue
             kwargs: dict[str, Any] = {}
             if builder == "text":
                 kwargs["sample_by"] = source.get("sample_by", "document")
@@ -139,52 +134,6 @@ def load_source(
         except Exception as e:  # offline, unknown name, gated, ...
             raise read_error(source, e) from e
     return [(take_holdout(dataset, holdout) if holdout else dataset, field)]
-
-
-def json_records(files: list[str], field: str, encoding_errors: str) -> Iterator[dict[str, Any]]:
-    """The records of JSON-lines files (or .json files holding one list of records), in order,
-    as written: a record without `field` lacks the key, one with `"field": null` has None.
-
-    Raises DataError when the first file has records but none of them has `field` (then no
-    record is likely to: the text field is misnamed). A malformed line raises the parser's
-    error, which `read_error` turns into a sentence naming the file and the line.
-    """
-    for number, file in enumerate(files):
-        fields: set[str] = set()
-        has_field = False
-        with open(file, encoding="utf-8", errors=encoding_errors) as f:
-            records = _records(file, f)
-            for record in records:
-                has_field = has_field or field in record
-                if number == 0 and not has_field:
-                    fields.update(record)
-                yield record
-        if number == 0 and fields and not has_field:
-            raise DataError(
-                f"Records in {file} have no field {field!r} (fields: {sorted(fields)}); set "
-                "data.source.text_field."
-            )
-
-
-def _records(file: str, lines: TextIO) -> Iterator[dict[str, Any]]:
-    """The records of one open JSON file: one per non-blank line, or, for a .json file that is
-    one JSON list (the rule `_check_json` applies), its items. Raises ValueError on a line that
-    is not a JSON object."""
-    if Path(file).suffix == ".json":
-        text = lines.read()
-        if not text.lstrip().startswith("{"):
-            records = json.loads(text)
-            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise ValueError(f"{file} is not a list of JSON objects")
-            yield from records
-            return
-        lines = io.StringIO(text)
-    for line in lines:
-        if line.strip():
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError(f"a line of {file} is not a JSON object")
-            yield record
 
 
 def take_holdout(dataset, holdout: dict[str, Any]):
@@ -223,10 +172,7 @@ def iter_documents(
     if kind == "stories":
         from parrot_lm.data.stories import generate_stories
 
-        for story in generate_stories(int(source["num_documents"]), seed=int(source["seed"])
-            if "seed" in source else 0):
-            decoded["docs_with_replacement_chars"] += REPLACEMENT_CHAR in story
-            yield story
+        yield from generate_stories(int(source["num_documents"]), seed=int(source.get("seed", 0)))
         return
     if kind not in ("files", "hub"):
         raise DataError(f"Unknown data source kind {kind!r}; expected stories, files or hub.")
@@ -234,12 +180,11 @@ def iter_documents(
     parts = load_source(source, skipped)
     count = 0
     try:
-        for index, row, field in _rows(parts):
+        for first_in_schema, row, field in _rows(parts):
             if limit is not None and count >= limit:
                 break
             if field not in row:
-                if index == 0 and not isinstance(row_source, list):
-                    # datasets' schema (its first file's) has no such column: no row has it
+                if first_in_schema:  # datasets' schema has no such column: no row has it
                     raise DataError(
                         f"Records in {where} have no field {field!r} (fields: {sorted(row)}); set "
                         "data.source.text_field."
@@ -249,6 +194,7 @@ def iter_documents(
             text = row[field]
             if isinstance(text, str):
                 count += 1
+                decoded["docs_with_replacement_chars"] += REPLACEMENT_CHAR in text
                 yield text
             else:
                 skipped["null" if text is None else "not_string"] += 1
@@ -258,19 +204,22 @@ def iter_documents(
         raise read_error(source, e) from e
     if sum(skipped.values()):
         log.warning(
-            "Skipped %d records of %s whose %r is not text: %s.",
+            "Skipped %d records of %s without text: %s.",
             sum(skipped.values()),
             where,
-            field,
             describe_skipped(skipped, field),
         )
 
 
-def _rows(parts: list[tuple[Any, str]]) -> Iterator[tuple[int, dict[str, Any], str]]:
-    """(index within its part, row, text field) over the parts of load_source, in order."""
+def _rows(
+    parts: list[tuple[Iterable[dict[str, Any]], str]],
+) -> Iterator[tuple[bool, dict[str, Any], str]]:
+    """(first row of its part, row, text field) over the parts of load_source, in order. A
+    datasets row has every column of its part's schema, so the first one shows whether any row
+    has the field."""
     for dataset, field in parts:
         for index, row in enumerate(dataset):
-            yield index, row, field
+            yield index == 0, row, field
 
 
 def describe_skipped(skipped: dict[str, int], field: str = "text") -> str:
@@ -279,6 +228,7 @@ def describe_skipped(skipped: dict[str, int], field: str = "text") -> str:
         "missing_field": f"without the field {field!r}",
         "null": "null (or no such field in a JSON line)",
         "not_string": "not a string",
+        "empty_file": "empty (0-byte) file" + ("" if skipped.get("empty_file") == 1 else "s"),
     }
     return ", ".join(f"{skipped[r]} {words[r]}" for r in SKIP_REASONS if skipped.get(r))
 
@@ -301,13 +251,24 @@ def read_error(source: dict[str, Any], error: BaseException) -> ParrotError:
             return DataError(found)
     if isinstance(error, OSError):
         return storage_error(error.filename or source["path"], error, "read")
-    if type(error).__name__ == "CastError":  # datasets.table.CastError: fields differ per file
+    if _caused_by(error, "CastError"):  # datasets.table.CastError: fields differ per file
         return DataError(
             f"The files at {source['path']} do not all have the same fields; give one kind of "
             "record per data.source.path."
         )
     kinds = " and ".join(sorted({b for b, _ in runs}))
     return DataError(f"Could not read {source['path']} as {kinds} files ({_first_line(error)}).")
+
+
+def _caused_by(error: BaseException | None, name: str) -> bool:
+    """Whether `error`, or an error it was raised from, is of the class called `name`: a
+    non-streamed load wraps the reader's error in datasets' DatasetGenerationError."""
+    seen = 0
+    while error is not None and seen < 10:  # a bounded walk: chains can be cyclic
+        if type(error).__name__ == name:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def find_malformed(builder: str, files: list[str], encoding_errors: str = "strict") -> str | None:

@@ -32,7 +32,7 @@ def spill_documents(
 ) -> dict[str, int]:
     """Write documents to work/{train,val}.jsonl as they stream by; every k-th one (k = 1 /
     val_fraction) goes to val. Returns counts of documents and characters per split
-    (train, val, train_chars, val_chars) and of documents holding U+FFFD (replaced).
+    (train, val, train_chars, val_chars).
 
     A corpus of fewer than k documents gets no k-th one: then the val split is the one document
     whose length is closest to val_fraction of the text among those holding at most half of it
@@ -42,16 +42,14 @@ def spill_documents(
     With val_docs, val is exactly those documents and every one of `docs` goes to train.
     """
     every = max(2, round(1 / val_fraction)) if val_fraction > 0 and val_docs is None else 0
-    counts = {"train": 0, "val": 0, "train_chars": 0, "val_chars": 0, "replaced": 0}
+    counts = {"train": 0, "val": 0, "train_chars": 0, "val_chars": 0}
     with open(work / "train.jsonl", "w") as train, open(work / "val.jsonl", "w") as val:
         for i, doc in enumerate(docs):
-            counts["replaced"] += "\ufffd" in doc
             split, out = ("val", val) if every and i % every == every - 1 else ("train", train)
             out.write(json.dumps(doc) + "\n")
             counts[split] += 1
             counts[f"{split}_chars"] += len(doc)
         for doc in val_docs or ():
-            counts["replaced"] += "\ufffd" in doc
             val.write(json.dumps(doc) + "\n")
             counts["val"] += 1
             counts["val_chars"] += len(doc)

@@ -48,12 +48,31 @@ def test_records_without_text_are_counted_in_summary_and_meta(tmp_path):
     proc = run_main(prepare_main, prepare_args(corpus, tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     # 100 bad rows: 25 without the field and 25 null (both null to datasets), 50 not a string.
-    expected = {"missing_field": 0, "null": 50, "not_string": 50}
+    expected = {"missing_field": 0, "null": 50, "not_string": 50, "empty_file": 0}
     assert json.loads(proc.stdout)["skipped_rows"] == expected
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["skipped_rows"] == expected
     splits = meta["splits"].values()
     assert sum(s["num_documents"] for s in splits) == 200
+
+
+def test_empty_files_and_replaced_bytes_are_in_the_printed_summary(tmp_path):
+    """The summary adds up: every file is a document or an empty file, and the documents with
+    replaced bytes are counted as read, even the one min_chars drops."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"{i}.txt").write_text(f"Story number {i}, long enough to be kept.")
+    (corpus / "empty.txt").write_text("")
+    (corpus / "latin1.txt").write_bytes(b"caf\xe9")
+    flags = ["data.source.encoding_errors=replace", "data.filters.min_chars=10"]
+    proc = run_main(prepare_main, prepare_args(corpus, tmp_path / "out", *flags))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["docs_with_replacement_chars"] == 1
+    assert report["skipped_rows"]["empty_file"] == 1
+    assert report["filters"]["min_length"]["docs_in"] + 1 == 8  # 8 files, 1 of them empty
+    assert report["filters"]["min_length"]["removed"] == {"too_short": 1}
 
 
 def test_a_source_without_any_text_is_refused_with_why(tmp_path):

