@@ -369,3 +369,25 @@ class Decontaminator:
         if names and (not out.strip() or len(out) < self.min_keep_chars):
             return self.stats.record(doc, None, *names, "emptied_by_cut")
         return self.stats.record(doc, out, *names)
+
+
+def filter_summary(meta: dict[str, Any]) -> str | None:
+    """What preparation did to the documents, as one line from a meta.json: each filter's
+    documents in and out and why the rest were removed (or cut), records skipped for lack of
+    text, and documents holding U+FFFD; None when there is nothing to say."""
+    parts = []
+    for f in meta.get("filters", []):
+        why = ", ".join(f"{n} {reason}" for reason, n in f["removed"].items())
+        cut = ", ".join(f"{n} {name}" for name, n in (f.get("cut") or {}).items())
+        notes = "; ".join(x for x in (why and f"removed {why}", cut and f"cut {cut}") if x)
+        parts.append(
+            f"{f['name']} {f['docs_in']:,} -> {f['docs_out']:,} docs"
+            + (f" ({notes})" if notes else "")
+        )
+    for key, what in (("skipped_rows", "skipped"), ("val_skipped_rows", "val skipped")):
+        skipped = {r: n for r, n in meta.get(key, {}).items() if n}
+        if skipped:
+            parts.append(f"{what} {', '.join(f'{n} {r}' for r, n in skipped.items())}")
+    if meta.get("docs_with_replacement_chars"):
+        parts.append(f"{meta['docs_with_replacement_chars']:,} docs with U+FFFD")
+    return f"Filters: {'; '.join(parts)}." if parts else None

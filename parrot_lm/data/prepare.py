@@ -33,9 +33,10 @@ from parrot_lm.data.filters import (
     MinLength,
     apply_filters,
     count_filter_tokens,
+    filter_summary,
 )
 from parrot_lm.data.shards import META_FILE, dtype_for_vocab, read_meta, write_meta
-from parrot_lm.data.sources import describe_skipped, iter_documents
+from parrot_lm.data.sources import iter_documents, no_documents
 from parrot_lm.data.writer import (
     DEFAULT_SHARD_TOKENS,
     ShardWriter,
@@ -297,28 +298,6 @@ def prepare_corpus(
     return meta
 
 
-def filter_summary(meta: dict[str, Any]) -> str | None:
-    """What preparation did to the documents, as one line from a meta.json: each filter's
-    documents in and out and why the rest were removed (or cut), records skipped for lack of
-    text, and documents holding U+FFFD; None when there is nothing to say."""
-    parts = []
-    for f in meta.get("filters", []):
-        why = ", ".join(f"{n} {reason}" for reason, n in f["removed"].items())
-        cut = ", ".join(f"{n} {name}" for name, n in (f.get("cut") or {}).items())
-        notes = "; ".join(x for x in (why and f"removed {why}", cut and f"cut {cut}") if x)
-        parts.append(
-            f"{f['name']} {f['docs_in']:,} -> {f['docs_out']:,} docs"
-            + (f" ({notes})" if notes else "")
-        )
-    for key, what in (("skipped_rows", "skipped"), ("val_skipped_rows", "val skipped")):
-        skipped = {r: n for r, n in meta.get(key, {}).items() if n}
-        if skipped:
-            parts.append(f"{what} {', '.join(f'{n} {r}' for r, n in skipped.items())}")
-    if meta.get("docs_with_replacement_chars"):
-        parts.append(f"{meta['docs_with_replacement_chars']:,} docs with U+FFFD")
-    return f"Filters: {'; '.join(parts)}." if parts else None
-
-
 def _build(
     stage: Path,
     work: Path,
@@ -396,25 +375,6 @@ def _build(
         "splits": splits,
     }
     return write_meta(stage, meta)
-
-
-def no_documents(
-    source: dict[str, Any], skipped: dict[str, int], filtered: bool, what: str = "source"
-) -> str:
-    """Why a source gave no document, as one sentence: every record skipped (and why), all
-    filtered out, or nothing there at all."""
-    where = f"The {source.get('kind')} {what} {source.get('path') or source.get('name') or ''}"
-    if sum(skipped.values()):
-        field = source.get("text_field", "text")
-        also = " or filtered out" if filtered else ""
-        return (
-            f"{where.rstrip()} yielded no documents: every record was skipped{also} "
-            f"({describe_skipped(skipped, field)}); set data.source.text_field to the field that "
-            "holds the text, or fix the records."
-        )
-    if filtered:
-        return f"{where.rstrip()} yielded no documents after filtering."
-    return f"{where.rstrip()} yielded no documents; check its path."
 
 
 def swap_in(stage: Path, data_dir: Path, meta: dict[str, Any]) -> None:

@@ -345,3 +345,22 @@ def _first_line(error: BaseException) -> str:
     """An error's message for the inside of a sentence: its first line, no closing period."""
     text = str(error).strip()
     return text.splitlines()[0].rstrip(".") if text else type(error).__name__
+
+
+def no_documents(
+    source: dict[str, Any], skipped: dict[str, int], filtered: bool, what: str = "source"
+) -> str:
+    """Why a source gave no document, as one sentence: every record skipped (and why), all
+    filtered out, or nothing there at all."""
+    where = f"The {source.get('kind')} {what} {source.get('path') or source.get('name') or ''}"
+    if sum(skipped.values()):
+        field = source.get("text_field", "text")
+        also = " or filtered out" if filtered else ""
+        return (
+            f"{where.rstrip()} yielded no documents: every record was skipped{also} "
+            f"({describe_skipped(skipped, field)}); set data.source.text_field to the field that "
+            "holds the text, or fix the records."
+        )
+    if filtered:
+        return f"{where.rstrip()} yielded no documents after filtering."
+    return f"{where.rstrip()} yielded no documents; check its path."

@@ -6,10 +6,15 @@ overrides on resume may change how the run is watched and how long it goes, neve
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from parrot_lm.core.errors import ConfigError
-from parrot_lm.runs.run_dir import RunDir
+from parrot_lm.runs.run_dir import LAST, RunDir, checkpoint_candidates, step_of
+
+log = logging.getLogger(__name__)
 
 # Keys (and their children) that a resume may change. Everything else must stay as it was.
 MUTABLE_ON_RESUME = (
@@ -142,3 +147,29 @@ def check_resume_argument(argv: list[str]) -> None:
     for arg in argv:
         if arg.startswith("resume=") and arg != "resume=null":
             RunDir(arg.split("=", 1)[1]).load_config()  # raises the sentence that fits
+
+
+def check_steps_left(max_steps: int, start_step: int) -> None:
+    """Refuse a resume whose trainer.max_steps is below the step its checkpoint reached: it
+    would train nothing, and its loggers would drop the history past max_steps."""
+    if max_steps < start_step:
+        raise ConfigError(
+            f"trainer.max_steps={max_steps} is below the step this run has reached "
+            f"({start_step}); pass trainer.max_steps > {start_step} to train further, or "
+            f"evaluate it as it is."
+        )
+
+
+def warn_of_rewind(ckpt_dir: Path, step: int) -> None:
+    """Warn when this run continues from a step before its newest checkpoints (a rewind,
+    `ckpt_path=step0000050.ckpt`): they are overwritten as the run gets to their steps."""
+    later = sorted(p.name for p in checkpoint_candidates(ckpt_dir) if (step_of(p) or 0) > step)
+    if later:
+        last = f" and {LAST}" if (ckpt_dir / LAST).is_file() else ""
+        log.warning(
+            "Continuing from step %d, before this run's newer checkpoints: %s%s are overwritten "
+            "as the run reaches their steps; copy them elsewhere first to keep them.",
+            step,
+            ", ".join(later),
+            last,
+        )

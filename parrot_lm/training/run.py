@@ -33,8 +33,8 @@ from parrot_lm.model import GPTConfig
 from parrot_lm.runs.checkpoints import check_compatible, load_checkpoint, newest_good_checkpoint
 from parrot_lm.runs.identity import check_data, run_identity, save_run_tokenizer
 from parrot_lm.runs.loading import resolve_checkpoint
-from parrot_lm.runs.resume import merge_resume_config
-from parrot_lm.runs.run_dir import RunDir, checkpoint_candidates, step_of
+from parrot_lm.runs.resume import check_steps_left, merge_resume_config, warn_of_rewind
+from parrot_lm.runs.run_dir import RunDir
 from parrot_lm.training.callbacks.progress import StepProgress
 from parrot_lm.training.callbacks.resume import GracefulStop, RNGState
 from parrot_lm.training.callbacks.samples import TextSamples
@@ -160,32 +160,6 @@ def select_checkpoint(
     log.info("Resuming from %s (step %d)", path, ckpt["global_step"])
     warn_of_rewind(ckpt_dir, int(ckpt["global_step"]))
     return path, int(ckpt["global_step"]), ckpt.get("last_validation")
-
-
-def warn_of_rewind(ckpt_dir: Path, step: int) -> None:
-    """Warn when this run continues from a step before its newest checkpoints (a rewind,
-    `ckpt_path=step0000050.ckpt`): they are overwritten as the run gets to their steps."""
-    later = sorted(p.name for p in checkpoint_candidates(ckpt_dir) if (step_of(p) or 0) > step)
-    if later:
-        last = " and last.ckpt" if (ckpt_dir / "last.ckpt").is_file() else ""
-        log.warning(
-            "Continuing from step %d, before this run's newer checkpoints: %s%s are overwritten "
-            "as the run reaches their steps; copy them elsewhere first to keep them.",
-            step,
-            ", ".join(later),
-            last,
-        )
-
-
-def check_steps_left(max_steps: int, start_step: int) -> None:
-    """Refuse a resume whose trainer.max_steps is below the step its checkpoint reached: it
-    would train nothing, and its loggers would drop the history past max_steps."""
-    if max_steps < start_step:
-        raise ConfigError(
-            f"trainer.max_steps={max_steps} is below the step this run has reached "
-            f"({start_step}); pass trainer.max_steps > {start_step} to train further, or "
-            f"evaluate it as it is."
-        )
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch
 from parrot_lm.core.io import storage_error
 from parrot_lm.evaluation.cli import main
 from tests.helpers import assert_user_error, run_main
+from tests.helpers.storage import copy_into, read_only_place
 
 
 def test_evaluate_bad_input(tiny_run, tmp_path):
@@ -45,32 +45,9 @@ def test_evaluate_on_the_cpu_keeps_freed_memory(tiny_run, tmp_path, monkeypatch)
 
 @pytest.fixture
 def read_only_run(tiny_run, tmp_path):
-    """A copy of the tiny run that this process cannot write to: its dirs chmod a-w for a
-    normal user; for root, whom permissions do not stop (CI runs as root), a tmpfs remounted
-    read-only, as tests/e2e/test_storage_faults.py does; skipped where neither works."""
-    place = tmp_path / "ro"
-    place.mkdir()
-    run = place / "run"
-    if os.geteuid() != 0:
-        shutil.copytree(tiny_run[0], run)
-        dirs = [run, *(p for p in run.rglob("*") if p.is_dir())]
-        for path in dirs:
-            path.chmod(0o555)
+    """A copy of the tiny run that this process cannot write to (tests/helpers/storage.py)."""
+    with read_only_place(tmp_path / "ro", copy_into(tiny_run[0], "run")) as run:
         yield run
-        for path in dirs:
-            path.chmod(0o755)  # so that pytest can remove it
-        return
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(place)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"root but cannot mount a tmpfs here: {mounted.stderr.decode()[:80]}")
-    try:
-        shutil.copytree(tiny_run[0], run)
-        subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
-        yield run
-    finally:
-        subprocess.run(["umount", "-l", str(place)], capture_output=True)
 
 
 def test_an_unwritable_result_place_is_refused_before_scoring(read_only_run, tmp_path, monkeypatch):

@@ -318,7 +318,7 @@ def test_apply_filters_is_lazy_and_in_order():
 
 
 def test_filter_summary_says_cut_not_removed_for_a_cut():
-    from parrot_lm.data.prepare import filter_summary
+    from parrot_lm.data.filters import filter_summary
 
     stats = FilterStats("decontaminate_cut", docs_in=100, docs_out=99)
     stats.removed, stats.cut = {"mine": 1, "emptied_by_cut": 1}, {"mine": 55}

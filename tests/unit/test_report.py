@@ -7,7 +7,6 @@ import csv
 import json
 import math
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from parrot_lm.report.jobs import Job
 from parrot_lm.report.tables import csv_row, format_duration
 from parrot_lm.training.callbacks.hparams import HParamsSummary, flatten, hparam_value
 from tests.helpers import ROOT, assert_user_error, run_main, tree_sha256
+from tests.helpers.storage import read_only_place
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COMMON = ["trainer.max_steps=20", "val_every_n_steps=10", "paths.root_dir=/somewhere"]
@@ -353,30 +353,9 @@ def test_a_report_never_replaces_the_report_of_other_dirs(tmp_path):
 
 @pytest.fixture
 def read_only_sweep(tmp_path):
-    """fake_sweep in a dir this process cannot write to: chmod a-w for a normal user; for root,
-    whom permissions do not stop (CI runs as root), a tmpfs remounted read-only; skipped where
-    neither works."""
-    place = tmp_path / "ro"
-    place.mkdir()
-    if os.geteuid() != 0:
-        sweep = fake_sweep(place)
-        dirs = [place, *(p for p in place.rglob("*") if p.is_dir())]
-        for path in dirs:
-            path.chmod(0o555)
+    """fake_sweep in a dir this process cannot write to (tests/helpers/storage.py)."""
+    with read_only_place(tmp_path / "ro", fake_sweep, size="16m") as sweep:
         yield sweep
-        for path in dirs:
-            path.chmod(0o755)  # so that pytest can remove it
-        return
-    mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(place)]
-    mounted = subprocess.run(mount, capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"root but cannot mount a tmpfs here: {mounted.stderr.decode()[:80]}")
-    try:
-        sweep = fake_sweep(place)
-        subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
-        yield sweep
-    finally:
-        subprocess.run(["umount", "-l", str(place)], capture_output=True)
 
 
 def test_a_sweep_that_cannot_be_written_is_refused_before_reading_naming_out(
