@@ -50,13 +50,15 @@ def test_joblib_runs_jobs_in_parallel_and_the_report_reads_them(data_dir, tmp_pa
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "optim.lr=1e-3,3e-4",
-        "trainer.max_steps=12",
-        "val_every_n_steps=4",
+        # Long enough (~2 s of logs each) that the two jobs overlap even when a loaded machine
+        # starts the second worker late: at 12 steps each job logged for only ~0.5 s.
+        "trainer.max_steps=400",
+        "val_every_n_steps=200",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [j.name for j in jobs] == ["0", "1"]
-    assert [final_step(j) for j in jobs] == [12, 12]
+    assert [final_step(j) for j in jobs] == [400, 400]
     overrides = [yaml.safe_load((j / ".hydra" / "overrides.yaml").read_text()) for j in jobs]
     lrs = [
         float(next(o for o in job if o.startswith("optim.lr=")).split("=")[1]) for job in overrides
