@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def resolve_files(
 
 def load_source(
     source: dict[str, Any], skipped: dict[str, int] | None = None
-) -> list[tuple[Iterable[dict[str, Any]], str]]:
+) -> list[tuple[Any, str]]:
     """The `datasets` datasets for a `files` or `hub` source, each with the field that holds its
     text: [(dataset, field), ...] to be read in order. Streamed unless a holdout split is asked
     for (`train_test_split` needs the whole, cached dataset) or streaming is off.
@@ -180,11 +180,11 @@ def iter_documents(
     parts = load_source(source, skipped)
     count = 0
     try:
-        for first_in_schema, row, field in _rows(parts):
+        for index, row, field in _rows(parts):
             if limit is not None and count >= limit:
                 break
             if field not in row:
-                if first_in_schema:  # datasets' schema has no such column: no row has it
+                if index == 0:  # the (first file's) schema has no such column: no row has it
                     raise DataError(
                         f"Records in {where} have no field {field!r} (fields: {sorted(row)}); set "
                         "data.source.text_field."
@@ -211,15 +211,11 @@ def iter_documents(
         )
 
 
-def _rows(
-    parts: list[tuple[Iterable[dict[str, Any]], str]],
-) -> Iterator[tuple[bool, dict[str, Any], str]]:
-    """(first row of its part, row, text field) over the parts of load_source, in order. A
-    datasets row has every column of its part's schema, so the first one shows whether any row
-    has the field."""
+def _rows(parts: list[tuple[Any, str]]) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(index within its part, row, text field) over the parts of load_source, in order."""
     for dataset, field in parts:
         for index, row in enumerate(dataset):
-            yield index == 0, row, field
+            yield index, row, field
 
 
 def describe_skipped(skipped: dict[str, int], field: str = "text") -> str:
@@ -251,24 +247,13 @@ def read_error(source: dict[str, Any], error: BaseException) -> ParrotError:
             return DataError(found)
     if isinstance(error, OSError):
         return storage_error(error.filename or source["path"], error, "read")
-    if _caused_by(error, "CastError"):  # datasets.table.CastError: fields differ per file
+    if type(error).__name__ == "CastError":  # datasets.table.CastError: fields differ per file
         return DataError(
             f"The files at {source['path']} do not all have the same fields; give one kind of "
             "record per data.source.path."
         )
     kinds = " and ".join(sorted({b for b, _ in runs}))
     return DataError(f"Could not read {source['path']} as {kinds} files ({_first_line(error)}).")
-
-
-def _caused_by(error: BaseException | None, name: str) -> bool:
-    """Whether `error`, or an error it was raised from, is of the class called `name`: a
-    non-streamed load wraps the reader's error in datasets' DatasetGenerationError."""
-    seen = 0
-    while error is not None and seen < 10:  # a bounded walk: chains can be cyclic
-        if type(error).__name__ == name:
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
 
 
 def find_malformed(builder: str, files: list[str], encoding_errors: str = "strict") -> str | None:

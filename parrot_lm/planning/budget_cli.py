@@ -181,14 +181,9 @@ def check_write_path(path: Path, force: bool) -> None:
         raise ConfigError(f"{path} already exists; choose another name or add force=true.")
 
 
-def write_shape(path: Path, shapes: list[Shape], budget: Budget, pick: int, force: bool) -> None:
-    """Write shape number `pick` (1-based rank) to `path` (a YAML file in MODEL_DIR).
-
-    Raises ConfigError (one sentence) for a rank outside the list or a path `check_write_path`
-    refuses; nothing is written then.
-    """
-    check_write_path(path, force)
-    check_pick(pick, shapes)
+def write_shape(path: Path, shapes: list[Shape], budget: Budget, pick: int) -> None:
+    """Write shape number `pick` (1-based rank) to `path`, which `check_write_path` and
+    `check_pick` have passed (main runs them before anything is printed)."""
     atomic_write_text(path, model_yaml(shapes[pick - 1], budget, pick))
 
 
@@ -214,5 +209,5 @@ def main(argv: list[str] | None = None) -> None:
         check_pick(output["pick"], shapes)
     print(table(shapes, budget, output["top"]))
     if path is not None:
-        write_shape(path, shapes, budget, output["pick"], output["force"])
+        write_shape(path, shapes, budget, output["pick"])
         print(f"wrote rank {output['pick']} to {path}: use it with model={path.stem}")

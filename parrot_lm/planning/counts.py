@@ -94,7 +94,7 @@ def prepared_corpus_meta(cfg: DictConfig) -> dict | None:
     digest = config_hash(
         data["source"],
         data["tokenizer"],
-        data.get("val_fraction", 0.05),
+        data["val_fraction"],  # validate_config fills the default
         data.get("filters"),
         data.get("val_source"),
     )
